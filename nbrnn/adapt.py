@@ -1,0 +1,293 @@
+"""Sample-rate adaptation: turn (trained rate, run rate, method) into a plan of plain arrays.
+
+A model trained at ``fs`` that runs at ``fs' = R·fs`` feeds back, instead of
+the state one sample old, an interpolated state ``R`` samples old
+(``../docs/methods.md``).  Every method here only decides *which* past states
+are combined and with which weights; the kernels in :mod:`nbrnn._kernels` run
+any plan.
+
+Plans of the delay-line family (``naive``, ``integer``, ``linear``,
+``lagrange``, ``minimax``, ``fir``) are FIR taps: ``ŝ_n = Σ_t w_t · s_{n-d_t}``.
+``allpass`` is a first-order allpass on top of an integer delay, ``stn`` is the
+state-trajectory (Euler) rescale.  Two wrapper strategies change the signal's
+rate around the model instead: ``oversample`` (for R < 1: run at L·fs' with
+L·R ≥ 1) and ``resample`` (the plain baseline: resample to the trained rate,
+run the unchanged model, resample back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from .errors import ArgumentError
+
+#: Method names and their aliases.
+METHODS = ("naive", "integer", "linear", "lagrange", "allpass", "minimax", "fir", "stn", "oversample", "resample")
+ALIASES = {"none": "naive", "nointerp": "integer", "lidl": "linear", "lin": "linear", "apdl": "allpass",
+           "cidl": "lagrange", "cubic": "lagrange", "delay": "integer"}
+PLACEMENTS = ("paper", "centred")
+OUTPUTS = ("fresh", "delayed")
+RESAMPLERS = ("polyphase", "fft")
+
+#: Largest Lagrange / minimax order and delay-line depth accepted (a typo guard, not a kernel limit).
+MAX_ORDER = 64
+MAX_DEPTH = 1 << 16
+
+KIND_FIR, KIND_ALLPASS, KIND_STN = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Plan:
+    """What the kernel runs for one (trained rate, run rate, method).
+
+    Attributes
+    ----------
+    method : str
+        Canonical method name.
+    ratio : float
+        R = run rate / trained rate that the delay line realises (for
+        ``oversample`` the ratio at the oversampled rate).
+    kind : int
+        0 FIR taps, 1 allpass, 2 state-trajectory rescale.
+    tap_delay : ndarray of int64
+        Delays (>= 1 sample) of the taps; for ``allpass`` one entry, the integer part K.
+    tap_weight : ndarray of float64
+        Weights of the taps; for ``allpass`` the coefficient a; for ``stn`` the gain 1/R.
+    depth : int
+        Ring-buffer depth (states kept per layer).
+    delayed_output : bool
+        Pass the delayed interpolated state (article / RTNeural convention) to the
+        next layer instead of the fresh one.
+    oversample : int
+        Integer factor the input is oversampled by around the model (1 = none).
+    resample : str or None
+        ``'polyphase'`` or ``'fft'`` for the resample baseline, else None.
+    description : str
+        One line for people.
+    """
+
+    method: str
+    ratio: float
+    kind: int
+    tap_delay: np.ndarray
+    tap_weight: np.ndarray
+    depth: int
+    delayed_output: bool = False
+    oversample: int = 1
+    resample: str | None = None
+    description: str = ""
+
+    def key(self) -> tuple:
+        """A hashable identity: two plans with equal keys run identically."""
+        return (self.kind, tuple(self.tap_delay.tolist()), tuple(self.tap_weight.tolist()), self.depth,
+                self.delayed_output, self.oversample, self.resample)
+
+
+def lagrange_weights(delta: float, order: int) -> np.ndarray:
+    """Lagrange interpolation weights ℓ_m(δ) = Π_{k≠m} (δ−k)/(m−k), m = 0..order.
+
+    ``δ`` is the fractional position measured from the first tap; ``δ`` outside
+    ``[0, order]`` extrapolates (used below the trained rate).
+    """
+    m = np.arange(order + 1, dtype=np.float64)
+    w = np.ones(order + 1)
+    for k in range(order + 1):
+        others = m != k
+        w[others] *= (delta - k) / (m[others] - k)
+    return w
+
+
+def allpass_coefficient(alpha: float) -> float:
+    """First-order allpass coefficient a = (1 − α)/(1 + α) for a fractional delay α."""
+    return (1.0 - alpha) / (1.0 + alpha)
+
+
+def _number(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating, Fraction)):
+        raise ArgumentError(f"Argument '{name}' must be a number, not {type(value).__name__} ({value!r})")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ArgumentError(f"Argument '{name}' must be a finite number > 0, not {value!r}")
+    return value
+
+
+def _order(order, method: str) -> int:
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
+        raise ArgumentError(
+            f"Argument 'order' of method '{method}' must be an integer from 1 to {MAX_ORDER}, not {order!r}")
+    return int(order)
+
+
+def canonical_method(method: str) -> str:
+    """Resolve aliases (``'cubic'`` → ``'lagrange'``) and check the name."""
+    if not isinstance(method, str):
+        raise ArgumentError(f"Argument 'method' must be a string such as 'lagrange', not {method!r}")
+    name = method.strip().lower()
+    name = ALIASES.get(name, name)
+    if name not in METHODS:
+        raise ArgumentError(
+            f"Argument 'method' must be one of {', '.join(METHODS)} (or an alias: "
+            f"{', '.join(sorted(ALIASES))}), not {method!r}")
+    return name
+
+
+def _fir_plan(method, ratio, delays, weights, delayed, description, **extra) -> Plan:
+    delays = np.asarray(delays, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    depth = int(delays.max())
+    if depth > MAX_DEPTH:
+        raise ArgumentError(f"the delay line for R = {ratio:g} would need {depth} states per layer "
+                            f"(more than {MAX_DEPTH}); check the sample rates")
+    return Plan(method, ratio, KIND_FIR, delays, weights, depth, delayed, description=description, **extra)
+
+
+def lagrange_placement(ratio: float, order: int, placement: str) -> int:
+    """First tap delay d0 of an order-N interpolator for ratio R (taps d0 .. d0+N)."""
+    if placement == "paper":
+        if ratio < 2.0:
+            return 1
+        return int(math.floor(ratio)) - 1
+    return max(1, int(math.floor(ratio - (order - 1) / 2.0)))
+
+
+def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange", *, order: int | None = None,
+              placement: str = "paper", kernel=None, bandwidth: float = 0.5, output: str = "fresh",
+              inner: str = "lagrange", inner_order: int = 3, factor: int | None = None,
+              resampler: str = "polyphase") -> Plan:
+    """Design the plan that runs a model trained at ``trained_rate`` at ``sample_rate``.
+
+    Parameters
+    ----------
+    trained_rate, sample_rate : float
+        Rates in Hz; R = sample_rate / trained_rate.
+    method : str
+        ``naive``, ``integer``, ``linear``, ``lagrange`` (alias ``cubic`` sets order 3),
+        ``allpass``, ``minimax``, ``fir``, ``stn``, ``oversample`` or ``resample``.
+    order : int, optional
+        Interpolation order for ``lagrange`` (default 3) and ``minimax`` (default 3).
+    placement : {'paper', 'centred'}
+        Where the N+1 Lagrange taps sit: ``'paper'`` = delays 1..N+1 for R < 2 and
+        K−1..K+N−1 for R ≥ 2 (DAFx-24); ``'centred'`` = around R for every R.
+    kernel : array_like, optional
+        FIR taps k_0..k_M for ``method='fir'``, applied to delays 1..M+1.
+    bandwidth : float
+        Design band of ``minimax`` kernels as a fraction of Nyquist.
+    output : {'fresh', 'delayed'}
+        Which state the next layer sees: the fresh s_n (no added latency) or the
+        delayed interpolated one (the article's / RTNeural's convention).
+    inner, inner_order : str, int
+        The delay-line method ``oversample`` runs at the oversampled rate.
+    factor : int, optional
+        Oversampling factor; default the smallest L with L·R ≥ 1.
+    resampler : {'polyphase', 'fft'}
+        Resampler of the ``resample`` baseline (and of ``oversample``'s filters, always polyphase).
+
+    Returns
+    -------
+    Plan
+    """
+    fs = _number(trained_rate, "trained_rate")
+    fs_run = _number(sample_rate, "sample_rate")
+    name = canonical_method(method)
+    if name == "lagrange" and str(method).strip().lower() in ("cubic", "cidl"):
+        if order not in (None, 3):
+            raise ArgumentError(f"method {method!r} means Lagrange order 3; got order={order!r} (use 'lagrange')")
+        order = 3
+    if output not in OUTPUTS:
+        raise ArgumentError(f"Argument 'output' must be one of {OUTPUTS}, not {output!r}")
+    if placement not in PLACEMENTS:
+        raise ArgumentError(f"Argument 'placement' must be one of {PLACEMENTS}, not {placement!r}")
+    if order is not None and name not in ("lagrange", "minimax"):
+        raise ArgumentError(f"Argument 'order' applies to 'lagrange' and 'minimax', not to method '{name}'")
+    if kernel is not None and name != "fir":
+        raise ArgumentError(f"Argument 'kernel' applies to method 'fir', not to '{name}'")
+    ratio = fs_run / fs
+    delayed = output == "delayed"
+    below = ratio < 1.0
+
+    if name == "naive":
+        return _fir_plan(name, ratio, [1], [1.0], delayed, "naive: the model unchanged (state delayed by 1 sample)")
+    if name == "integer":
+        d = max(1, int(math.floor(ratio + 0.5)))
+        return _fir_plan(name, ratio, [d], [1.0], delayed, f"integer delay of {d} sample(s) (R = {ratio:.6g})")
+    if name == "linear":
+        if below:
+            raise ArgumentError(
+                f"method 'linear' needs R = sample_rate/trained_rate >= 1, not {ratio:.6g} ({fs_run:g}/{fs:g} Hz): "
+                f"below the trained rate use method='lagrange' (extrapolation), 'oversample' or 'resample'")
+        k = int(math.floor(ratio))
+        alpha = ratio - k
+        return _fir_plan(name, ratio, [k, k + 1], [1.0 - alpha, alpha], delayed,
+                         f"linear interpolation between delays {k} and {k + 1} (alpha = {alpha:.6g})")
+    if name == "lagrange":
+        n = _order(3 if order is None else order, name)
+        d0 = lagrange_placement(ratio, n, placement)
+        delta = ratio - d0
+        w = lagrange_weights(delta, n)
+        if placement == "centred":
+            w = w / w.sum()
+        kind = "extrapolation" if below else "interpolation"
+        return _fir_plan(name, ratio, np.arange(d0, d0 + n + 1), w, delayed,
+                         f"Lagrange order {n} {kind} on delays {d0}..{d0 + n} (delta = {delta:.6g})")
+    if name == "minimax":
+        from .minimax import minimax_kernel
+
+        n = _order(3 if order is None else order, name)
+        d0 = lagrange_placement(ratio, n, "centred")
+        delta = ratio - d0
+        w = minimax_kernel(delta, n, bandwidth)
+        return _fir_plan(name, ratio, np.arange(d0, d0 + n + 1), w, delayed,
+                         f"minimax FIR order {n} on delays {d0}..{d0 + n} (delta = {delta:.6g}, band {bandwidth:g})")
+    if name == "fir":
+        if kernel is None:
+            raise ArgumentError("method 'fir' needs Argument 'kernel': the taps k_0..k_M applied to delays 1..M+1")
+        try:
+            k = np.asarray(kernel, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"Argument 'kernel' must be a 1-D array of numbers, not {kernel!r}") from None
+        if k.ndim != 1 or k.size == 0 or k.size > MAX_DEPTH or not np.all(np.isfinite(k)):
+            raise ArgumentError(
+                f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not shape {k.shape}")
+        return _fir_plan(name, ratio, np.arange(1, k.size + 1), k, delayed, f"FIR kernel of {k.size} taps")
+    if name == "allpass":
+        if below:
+            raise ArgumentError(
+                f"method 'allpass' needs R = sample_rate/trained_rate >= 1, not {ratio:.6g} ({fs_run:g}/{fs:g} Hz): "
+                f"below the trained rate use method='lagrange' (extrapolation), 'oversample' or 'resample'")
+        k = int(math.floor(ratio))
+        alpha = ratio - k
+        if alpha == 0.0:
+            # a = 1 puts the allpass pole on the unit circle; the exact answer is the integer delay.
+            return _fir_plan(name, ratio, [k], [1.0], delayed, f"allpass at integer R: integer delay of {k}")
+        a = allpass_coefficient(alpha)
+        return Plan(name, ratio, KIND_ALLPASS, np.array([k], dtype=np.int64), np.array([a]), k + 1, delayed,
+                    description=f"first-order allpass a = {a:.6g} after an integer delay of {k}")
+    if name == "stn":
+        return Plan(name, ratio, KIND_STN, np.array([1], dtype=np.int64), np.array([1.0 / ratio]), 1, delayed,
+                    description=f"state-trajectory rescale with gain 1/R = {1.0 / ratio:.6g}")
+    if name == "oversample":
+        inner_name = canonical_method(inner)
+        if inner_name in ("oversample", "resample"):
+            raise ArgumentError(f"Argument 'inner' must be a delay-line method, not {inner!r}")
+        if factor is None:
+            factor = max(1, math.ceil(1.0 / ratio - 1e-12))
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or not 1 <= factor <= 64:
+            raise ArgumentError(f"Argument 'factor' must be an integer from 1 to 64, not {factor!r}")
+        if factor * ratio < 1.0 - 1e-12:
+            raise ArgumentError(f"Argument 'factor' = {factor} leaves L*R = {factor * ratio:.6g} < 1; "
+                                f"use factor >= {math.ceil(1.0 / ratio - 1e-12)}")
+        inner_kw = {"order": inner_order} if inner_name in ("lagrange", "minimax") else {}
+        core = make_plan(fs, fs_run * factor, inner_name, output=output, **inner_kw)
+        return dataclasses.replace(
+            core, method=name, oversample=int(factor),
+            description=f"oversample x{factor}, then {core.description}, then filter and decimate")
+    # resample baseline
+    if resampler not in RESAMPLERS:
+        raise ArgumentError(f"Argument 'resampler' must be one of {RESAMPLERS}, not {resampler!r}")
+    return _fir_plan(name, 1.0, [1], [1.0], delayed,
+                     f"resample to the trained rate ({resampler}), run the unchanged model, resample back",
+                     resample=resampler)

@@ -1,0 +1,39 @@
+"""Exceptions raised by nbrnn.
+
+Every error nbrnn raises on purpose derives from :class:`NbrnnError`.  The
+subclasses also derive from the built-in exception a caller would expect
+(``ValueError``, ``TypeError``, ``OSError``), so ``except ValueError`` keeps
+working.  Messages name the argument, the constraint and the offending value.
+"""
+
+
+class NbrnnError(Exception):
+    """Root of every error nbrnn raises on purpose."""
+
+
+class ModelFormatError(NbrnnError, ValueError):
+    """A model file could not be read: unknown format, malformed or hostile content."""
+
+
+class ModelShapeError(ModelFormatError):
+    """A model's weights do not fit together (declared sizes versus stored arrays)."""
+
+
+class UnsafeModelError(ModelFormatError):
+    """A model file asked for something nbrnn refuses to do (e.g. a pickle naming a forbidden global)."""
+
+
+class ArgumentError(NbrnnError, ValueError):
+    """An argument has an impossible value (sample rate, method, order, ...)."""
+
+
+class AudioError(NbrnnError, ValueError):
+    """Audio given to a model has the wrong type, shape or non-finite samples."""
+
+
+class UnstableError(NbrnnError, ArithmeticError):
+    """The adapted model produced non-finite output (the interpolated feedback loop diverged)."""
+
+
+class OutputError(NbrnnError, OSError):
+    """An output file cannot be written (exists, is the input, or the folder is not writable)."""

@@ -1,0 +1,99 @@
+"""Loaders: every supported file format → one :class:`~nbrnn.network.Network`.
+
+The format is recognised from the content (JSON keys, magic bytes), not from the
+file name; when nothing fits, the error says what each candidate rejected.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ArgumentError, ModelFormatError
+from ..network import Network
+from . import agm, keras, nam, torch_json
+from ._common import parse_json, rate_value, read_bytes
+
+JSON_FORMATS = (agm, keras, nam, torch_json)
+FORMAT_NAMES = tuple(m.NAME for m in JSON_FORMATS) + ("torch-checkpoint", "npz", "safetensors")
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _describe_json(obj) -> str:
+    if isinstance(obj, dict):
+        keys = ", ".join(repr(k) for k in list(obj)[:6])
+        return f"a JSON object with keys {keys}{' ...' if len(obj) > 6 else ''}"
+    return f"JSON of type {type(obj).__name__}"
+
+
+def read_network(path, *, format: str | None = None, skip: int | None = None,
+                 rnn_nonlinearity: str = "tanh") -> Network:
+    """Read a model file into a :class:`Network` (the trained rate as the file or format says)."""
+    source = os.fspath(path)
+    if format is not None and format not in FORMAT_NAMES:
+        raise ArgumentError(f"Argument 'format' must be one of {', '.join(FORMAT_NAMES)}, not {format!r}")
+    data = read_bytes(source)
+    stripped = data.lstrip()
+    if format in ("npz", "safetensors") or (format is None and data[:4] == _ZIP_MAGIC and _is_npz(data)) or (
+            format is None and _looks_like_safetensors(data)):
+        from . import containers
+
+        return containers.read(source, data)
+    if format == "torch-checkpoint" or (format is None and not stripped.startswith((b"{", b"["))):
+        if format is None and not (data[:4] == _ZIP_MAGIC or data[:1] == b"\x80"):
+            raise ModelFormatError(
+                f"'{source}' is not a model file nbrnn knows: not JSON (AGM, RTNeural/AIDA-X Keras, NAM, "
+                f"PyTorch state_dict), not a PyTorch checkpoint (zip or pickle), not npz, not safetensors")
+        from .torch_pickle import read_torch_checkpoint
+
+        tensors = read_torch_checkpoint(source)
+        return torch_json.network_from_tensors(tensors, source, "torch-checkpoint", skip=skip or 0,
+                                               rnn_nonlinearity=rnn_nonlinearity)
+    obj = parse_json(data, source)
+    candidates = [m for m in JSON_FORMATS if format in (None, m.NAME)]
+    rejected = []
+    for module in candidates:
+        if not module.detect(obj):
+            rejected.append(f"{module.NAME}: {_detect_reason(module)}")
+            continue
+        if module is torch_json:
+            return torch_json.network_from_tensors(obj, source, torch_json.NAME, skip=skip or 0,
+                                                   rnn_nonlinearity=rnn_nonlinearity)
+        net = module.from_json(obj, source)
+        if skip is not None:
+            import dataclasses
+
+            net = dataclasses.replace(net, skip=skip)
+        return net
+    raise ModelFormatError(f"'{source}' is {_describe_json(obj)}, which no loader accepts: " + "; ".join(rejected))
+
+
+def _detect_reason(module) -> str:
+    return {
+        agm.NAME: "needs 'model_data' and 'state_dict'",
+        keras.NAME: "needs 'in_shape' and 'layers'",
+        nam.NAME: "needs 'architecture', 'config' and 'weights'",
+        torch_json.NAME: "needs tensor names such as 'rnn.weight_ih_l0' or 'fc.weight'",
+    }[module.NAME]
+
+
+def _is_npz(data: bytes) -> bool:
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return False
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
+def _looks_like_safetensors(data: bytes) -> bool:
+    if len(data) < 10:
+        return False
+    n = int.from_bytes(data[:8], "little")
+    return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
+
+
+__all__ = ["read_network", "rate_value", "FORMAT_NAMES"]

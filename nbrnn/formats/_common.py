@@ -1,0 +1,174 @@
+"""Validation shared by the loaders: bounded JSON parsing, tensors, rates."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from ..errors import ModelFormatError, ModelShapeError
+
+#: Largest model file any loader reads (a guard against unbounded memory on hostile input).
+MAX_FILE_BYTES = 2 << 30
+#: Largest number of values a single weight tensor may declare.
+MAX_TENSOR_VALUES = 1 << 28
+
+
+def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Read a whole file, refusing directories, missing files and files over ``limit`` bytes."""
+    p = os.fspath(path)
+    try:
+        size = os.path.getsize(p)
+        if size > limit:
+            raise ModelFormatError(f"model file '{p}' is {size} bytes; the limit is {limit} bytes")
+        with open(p, "rb") as fh:
+            return fh.read(limit + 1)
+    except IsADirectoryError:
+        raise ModelFormatError(f"model path '{p}' is a directory, not a file") from None
+    except FileNotFoundError:
+        raise ModelFormatError(f"model file '{p}' does not exist") from None
+    except OSError as exc:
+        raise ModelFormatError(f"model file '{p}' cannot be read: {exc.strerror or exc}") from None
+
+
+def parse_json(data: bytes, source: str):
+    """Parse JSON bytes; any failure (syntax, encoding, nesting depth) is a ModelFormatError."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ModelFormatError(f"'{source}' is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ModelFormatError(f"'{source}': JSON nested too deeply") from None
+    except ValueError as exc:
+        raise ModelFormatError(f"'{source}' is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name):
+    # NaN / Infinity literals are not JSON; weights must be finite anyway.
+    raise ValueError(f"non-finite literal {name} is not allowed in model weights")
+
+
+def tensor(value, name: str, ndim: int, source: str) -> np.ndarray:
+    """A finite float64 array of exactly ``ndim`` dimensions from nested lists."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        if not isinstance(value, (list, tuple, int, float)) or isinstance(value, bool):
+            raise ModelShapeError(f"{source}: '{name}' must be a (nested) list of numbers, not {type(value).__name__}")
+        try:
+            arr = np.array(value, dtype=np.float64)
+        except RecursionError:
+            raise ModelShapeError(f"{source}: '{name}' is nested too deeply") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ModelShapeError(f"{source}: '{name}' must be a rectangular (nested) list of numbers") from None
+    if arr.dtype.kind not in "fiu":
+        raise ModelShapeError(f"{source}: '{name}' must hold numbers, not {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ModelShapeError(f"{source}: '{name}' must have {ndim} dimension(s), not shape {arr.shape}")
+    if arr.size > MAX_TENSOR_VALUES:
+        raise ModelShapeError(f"{source}: '{name}' holds {arr.size} values, more than the limit {MAX_TENSOR_VALUES}")
+    if not np.all(np.isfinite(arr)):
+        raise ModelShapeError(f"{source}: '{name}' holds NaN or Inf values; weights must be finite")
+    return arr
+
+
+def expect_shape(arr: np.ndarray, shape: tuple, name: str, source: str, why: str = "") -> None:
+    if arr.shape != tuple(shape):
+        extra = f" ({why})" if why else ""
+        raise ModelShapeError(f"{source}: '{name}' must have shape {tuple(shape)}{extra}, not {arr.shape}")
+
+
+def positive_int(value, name: str, source: str, limit: int = 1 << 16) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ModelFormatError(f"{source}: '{name}' must be a whole number, not {value!r}")
+    if not 1 <= value <= limit:
+        raise ModelFormatError(f"{source}: '{name}' must be between 1 and {limit}, not {value}")
+    return int(value)
+
+
+def rate_value(value, name: str, source: str) -> float:
+    """A sample rate from a file: a number or a numeric string ("48000"), finite and > 0."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {value!r}")
+    if not 1.0 <= value <= 1e8:
+        raise ModelFormatError(f"{source}: '{name}' = {value!r} Hz is not a plausible sample rate (1 Hz .. 100 MHz)")
+    return float(value)
+
+
+def mapping(value, name: str, source: str) -> dict:
+    if not isinstance(value, dict):
+        raise ModelFormatError(f"{source}: '{name}' must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+_CELL_BY_GATES = {4: "lstm", 3: "gru", 1: "rnn_tanh"}
+
+
+def torch_rnn_layers(tensors: dict, prefix: str, source: str, *, cell: str | None = None,
+                     num_layers: int | None = None, rnn_nonlinearity: str = "tanh") -> list:
+    """The layers of one PyTorch ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` module from its state_dict tensors.
+
+    ``tensors`` maps full names (``prefix + 'weight_ih_l0'`` …) to arrays or nested lists.
+    The cell type is inferred from the gate count (rows of ``weight_hh`` / hidden size)
+    unless given; ``num_layers`` defaults to every ``_l{k}`` present and, when given,
+    must match exactly (a loader that silently runs layer 0 only gives a wrong answer).
+    """
+    from ..network import Recurrent
+
+    present = set()
+    for key in tensors:
+        if isinstance(key, str) and key.startswith(prefix + "weight_ih_l"):
+            suffix = key[len(prefix + "weight_ih_l"):]
+            if suffix.isdigit():
+                present.add(int(suffix))
+    if not present:
+        raise ModelFormatError(f"{source}: no '{prefix}weight_ih_l0' tensor found")
+    count = max(present) + 1
+    if sorted(present) != list(range(count)):
+        raise ModelFormatError(f"{source}: recurrent layers of '{prefix}' are not numbered 0..{count - 1}: {sorted(present)}")
+    if num_layers is not None and num_layers != count:
+        raise ModelShapeError(
+            f"{source}: declares num_layers = {num_layers} but the state_dict holds {count} layer(s) for '{prefix}'")
+    layers = []
+    for k in range(count):
+        names = {f: f"{prefix}{f}_l{k}" for f in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        for f in ("weight_ih", "weight_hh"):
+            if names[f] not in tensors:
+                raise ModelFormatError(f"{source}: missing tensor '{names[f]}'")
+        wih = tensor(tensors[names["weight_ih"]], names["weight_ih"], 2, source)
+        whh = tensor(tensors[names["weight_hh"]], names["weight_hh"], 2, source)
+        hid = whh.shape[1]
+        if hid == 0 or whh.shape[0] % hid:
+            raise ModelShapeError(f"{source}: '{names['weight_hh']}' has shape {whh.shape}; it must be (G*H, H)")
+        gates = whh.shape[0] // hid
+        kind = cell or _CELL_BY_GATES.get(gates)
+        if kind is None:
+            raise ModelShapeError(
+                f"{source}: '{names['weight_hh']}' has shape {whh.shape}: {gates} gate blocks fit no LSTM (4), GRU (3) or RNN (1)")
+        if kind == "rnn_tanh" and rnn_nonlinearity == "relu":
+            kind = "rnn_relu"
+        biases = {}
+        for f in ("bias_ih", "bias_hh"):
+            if names[f] in tensors:
+                biases[f] = tensor(tensors[names[f]], names[f], 1, source)
+            else:
+                biases[f] = np.zeros(whh.shape[0])
+        if layers and wih.shape[1] != layers[-1].hidden_size:
+            raise ModelShapeError(
+                f"{source}: '{names['weight_ih']}' takes {wih.shape[1]} inputs but layer {k - 1} has hidden size "
+                f"{layers[-1].hidden_size}")
+        layers.append(Recurrent(kind, wih, whh, biases["bias_ih"], biases["bias_hh"]))
+    return layers

@@ -1,0 +1,335 @@
+"""The public face: :func:`load` and the stateful :class:`Model`."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .adapt import Plan, make_plan
+from .engine import Stream, check_dtype, pack
+from .errors import ArgumentError, AudioError
+from .network import Network
+
+#: Options of :func:`nbrnn.adapt.make_plan` that ``process`` passes through.
+PLAN_OPTIONS = ("order", "placement", "kernel", "bandwidth", "output", "inner", "inner_order", "factor", "resampler")
+
+
+def check_rate(value, name: str = "sample_rate") -> float:
+    """A sample rate argument: a finite number > 0 (Hz)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentError(f"Argument '{name}' must be a number of Hz, not {type(value).__name__} ({value!r})")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ArgumentError(f"Argument '{name}' must be > 0, not {value:g}")
+    if value > 1e8:
+        raise ArgumentError(f"Argument '{name}' must be at most 100 MHz, not {value:g}")
+    return value
+
+
+def check_audio(x, name: str = "x") -> np.ndarray:
+    """Float audio of shape (n,) or (n, channels), every sample finite."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError):
+            raise AudioError(f"Argument '{name}' must be an array of float samples, not {type(x).__name__}") from None
+    if x.dtype.kind != "f":
+        hint = " (integer PCM: divide by 32768 for int16, 2**31 for int32)" if x.dtype.kind in "iu" else ""
+        raise AudioError(f"Argument '{name}' must hold float samples, not {x.dtype}{hint}")
+    if x.ndim not in (1, 2):
+        raise AudioError(f"Argument '{name}' must have shape (samples,) or (samples, channels), not {x.shape}")
+    if x.ndim == 2 and x.shape[1] == 0:
+        raise AudioError(f"Argument '{name}' has shape {x.shape}: no channels")
+    finite = np.isfinite(x)
+    if not finite.all():
+        first = np.argwhere(~finite)[0]
+        raise AudioError(f"Argument '{name}' holds {x.size - int(finite.sum())} NaN/Inf sample(s); "
+                         f"the first at index {tuple(int(i) for i in first)}")
+    return x
+
+
+class Model:
+    """A loaded model that processes audio at any sample rate.
+
+    Parameters
+    ----------
+    network : Network
+        The canonical description (from :func:`load` or built by hand).
+    warmup : float
+        Seconds of silence processed after every reset (NAM files loaded with
+        ``prewarm=True`` use 0.5, as the NAM runtime does).
+
+    Notes
+    -----
+    ``process`` keeps the recurrent state between calls when ``reset=False``,
+    so a long signal can be processed block by block; the result equals one
+    call on the whole signal, bit for bit.
+    """
+
+    def __init__(self, network: Network, *, warmup: float = 0.0):
+        if not isinstance(network, Network):
+            raise ArgumentError(f"Argument 'network' must be an nbrnn Network, not {type(network).__name__}")
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup <= 60:
+            raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {warmup!r}")
+        self.network = network
+        self.warmup = float(warmup)
+        self._packed = {}
+        self._stream = None
+        self._stream_key = None
+
+    # -- description -------------------------------------------------------------------------------------------
+    @property
+    def trained_rate(self) -> float:
+        return self.network.trained_rate
+
+    @property
+    def input_names(self) -> tuple:
+        return self.network.input_names
+
+    @property
+    def conditioning_names(self) -> tuple:
+        return self.network.input_names[1:]
+
+    def __repr__(self) -> str:
+        layers = ", ".join(layer.describe() for layer in self.network.layers)
+        return (f"<nbrnn.Model {self.network.format} [{layers}] skip={self.network.skip} "
+                f"trained at {self.trained_rate:g} Hz ({self.network.rate_source})>")
+
+    def info(self) -> str:
+        """What was loaded: format, layers, sizes, inputs, skip, trained rate and its source, parameters."""
+        text = self.network.describe()
+        if self.warmup:
+            text += f"\nwarm-up:      {self.warmup:g} s of silence after every reset"
+        return text
+
+    # -- processing --------------------------------------------------------------------------------------------
+    def plan(self, sample_rate: float, method: str = "lagrange", **options) -> Plan:
+        """The adaptation plan ``process`` would use (see :func:`nbrnn.adapt.make_plan`)."""
+        unknown = set(options) - set(PLAN_OPTIONS)
+        if unknown:
+            raise ArgumentError(f"unknown option(s) {', '.join(sorted(unknown))}; "
+                                f"the method options are {', '.join(PLAN_OPTIONS)}")
+        return make_plan(self.trained_rate, check_rate(sample_rate), method, **options)
+
+    def _packed_for(self, dtype):
+        dt = check_dtype(dtype)
+        if dt.name not in self._packed:
+            self._packed[dt.name] = pack(self.network, dt)
+        return self._packed[dt.name]
+
+    def stream(self, sample_rate: float, *, channels: int = 1, method: str = "lagrange", dtype="float64",
+               **options) -> Stream:
+        """A fresh :class:`~nbrnn.engine.Stream` (feed/finish block processing) for this model.
+
+        Inputs to ``Stream.feed`` are arrays of shape (channels, n, inputs) in the
+        stream's dtype; see :meth:`inputs` to build them from audio and conditioning.
+        """
+        plan = self.plan(sample_rate, method, **options)
+        if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 4096:
+            raise ArgumentError(f"Argument 'channels' must be an integer from 1 to 4096, not {channels!r}")
+        stream = Stream(self._packed_for(dtype), plan, int(channels), float(sample_rate), self.trained_rate,
+                        context=f"{os.path.basename(self.network.source) or 'model'} at {float(sample_rate):g} Hz")
+        self._warm(stream)
+        return stream
+
+    def _warm(self, stream: Stream, cond=None) -> None:
+        if not self.warmup:
+            return
+        plan = stream.plan
+        model_rate = self.trained_rate if plan.resample else stream.sample_rate * plan.oversample
+        n = int(round(self.warmup * model_rate))
+        inp = np.zeros((stream.channels, n, self.network.input_size), dtype=stream.dtype)
+        if cond is not None and self.network.input_size > 1:
+            inp[:, :, 1:] = cond[:, :1, 1:]
+        stream._run(inp)
+
+    def inputs(self, x: np.ndarray, cond=None, dtype="float64") -> np.ndarray:
+        """Stack audio (n,) / (n, channels) and conditioning into the kernel layout (channels, n, inputs)."""
+        dt = check_dtype(dtype)
+        x = check_audio(x)
+        audio = x[:, None] if x.ndim == 1 else x
+        n, channels = audio.shape
+        inp = np.empty((channels, n, self.network.input_size), dtype=dt)
+        inp[:, :, 0] = audio.T
+        names = self.conditioning_names
+        if not names:
+            if cond is not None and not (isinstance(cond, (dict, list, tuple)) and len(cond) == 0):
+                raise ArgumentError(f"Argument 'cond' was given but the model has no conditioning inputs "
+                                    f"(its only input is {self.input_names[0]!r})")
+            return inp
+        values = self._cond_values(cond)
+        for i, value in enumerate(values, start=1):
+            inp[:, :, i] = self._cond_column(value, names[i - 1], n, channels)
+        return inp
+
+    def _cond_values(self, cond) -> list:
+        names = self.conditioning_names
+        if cond is None:
+            raise ArgumentError(
+                f"the model has {len(names)} conditioning input(s) ({', '.join(names)}); pass Argument 'cond', "
+                f"e.g. cond={{{names[0]!r}: 0.5}} or a list of {len(names)} value(s) in the model's range (often 0..1)")
+        if isinstance(cond, dict):
+            values = [None] * len(names)
+            for key, value in cond.items():
+                index = self._cond_index(key)
+                values[index] = value
+            missing = [names[i] for i, v in enumerate(values) if v is None]
+            if missing:
+                raise ArgumentError(f"Argument 'cond' misses a value for {', '.join(missing)} "
+                                    f"(the model's conditioning inputs are {', '.join(names)})")
+            return values
+        if np.isscalar(cond) or (isinstance(cond, np.ndarray) and cond.ndim == 1 and len(names) == 1
+                                 and cond.size != 1):
+            cond = [cond]
+        cond = list(cond)
+        if len(cond) != len(names):
+            raise ArgumentError(f"Argument 'cond' has {len(cond)} value(s) but the model has {len(names)} "
+                                f"conditioning input(s): {', '.join(names)}")
+        return cond
+
+    def _cond_index(self, key) -> int:
+        names = self.conditioning_names
+        if isinstance(key, str):
+            if key in names:
+                return names.index(key)
+            if key.isdigit():
+                key = int(key)
+            else:
+                raise ArgumentError(f"Argument 'cond' names {key!r}, which is not one of {', '.join(names)}")
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 1 <= key <= len(names):
+            return int(key) - 1
+        raise ArgumentError(f"Argument 'cond' key {key!r} must be a name ({', '.join(names)}) "
+                            f"or an input index from 1 to {len(names)}")
+
+    @staticmethod
+    def _cond_column(value, name: str, n: int, channels: int) -> np.ndarray:
+        arr = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else None
+        if arr is None or arr.dtype.kind not in "fiu":
+            raise ArgumentError(f"conditioning value for {name!r} must be a number or an array, not {value!r}")
+        if not np.all(np.isfinite(arr)):
+            raise ArgumentError(f"conditioning value for {name!r} holds NaN/Inf")
+        if arr.ndim == 0:
+            return np.full((channels, n), float(arr))
+        if arr.ndim == 1 and arr.shape[0] == n:
+            return np.broadcast_to(arr, (channels, n))
+        if arr.ndim == 2 and arr.shape == (n, channels):
+            return arr.T
+        raise ArgumentError(f"conditioning signal for {name!r} must be a number, shape ({n},) or ({n}, {channels}) "
+                            f"to match the audio, not shape {arr.shape}")
+
+    def reset(self) -> None:
+        """Forget the running state: the next ``process`` starts from the model's initial state."""
+        self._stream = None
+        self._stream_key = None
+
+    def process(self, x, sample_rate: float, *, method: str = "lagrange", reset: bool = True, cond=None,
+                dtype="float64", **options) -> np.ndarray:
+        """Run audio through the model at ``sample_rate``, adapting it from its trained rate.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n,) or (n, channels)
+            Float audio; channels are independent streams.
+        sample_rate : float
+            The rate of ``x`` in Hz.
+        method : str
+            How the model is adapted (:data:`nbrnn.adapt.METHODS`); default cubic Lagrange.
+        reset : bool
+            Start from the initial state (True) or continue the previous call's
+            state (False: the same rate, method, dtype and channel count).
+        cond : dict, sequence or None
+            Conditioning values (knobs) by name or 1-based index: numbers, or
+            per-sample arrays of length n.
+        dtype : {'float64', 'float32'}
+            Float type of the whole run.
+        **options
+            Method options: order, placement, kernel, bandwidth, output
+            ('fresh' or 'delayed'), inner, inner_order, factor, resampler.
+
+        Returns
+        -------
+        ndarray
+            The output, shape (n,) or (n, channels) (a trailing axis for models with
+            several outputs), in ``dtype``.
+        """
+        rate = check_rate(sample_rate)
+        if not isinstance(reset, bool):
+            raise ArgumentError(f"Argument 'reset' must be True or False, not {reset!r}")
+        inp = self.inputs(x, cond, dtype)
+        channels = inp.shape[0]
+        plan = self.plan(rate, method, **options)
+        key = (rate, plan.key(), check_dtype(dtype).name, channels)
+        if reset or self._stream is None:
+            if not reset and self._stream is None:
+                reset = True
+            self._stream = Stream(self._packed_for(dtype), plan, channels, rate, self.trained_rate,
+                                  context=f"{os.path.basename(self.network.source) or 'model'} at {rate:g} Hz")
+            self._stream_key = key
+            self._warm(self._stream, inp)
+        elif key != self._stream_key:
+            raise ArgumentError(
+                "reset=False continues the previous call's stream, but the sample rate, method, dtype or channel "
+                "count changed; pass reset=True (or call model.reset()) to start a new stream")
+        stream = self._stream
+        if not stream.streams_exactly:
+            if not reset:
+                raise ArgumentError(
+                    f"method '{plan.method}' resamples whole signals and cannot continue a stream with reset=False; "
+                    f"use Model.stream(...).feed()/finish() or a delay-line method")
+            out = np.concatenate([stream.feed(inp), stream.finish()], axis=1)
+        else:
+            out = stream.feed(inp)
+        result = out.transpose(1, 0, 2)  # (n, channels, outputs)
+        if self.network.output_size == 1:
+            result = result[:, :, 0]
+        if np.ndim(x) == 1:
+            result = result[:, 0]
+        return np.ascontiguousarray(result)
+
+
+def load(path, *, trained_rate: float | None = None, skip: int | None = None, format: str | None = None,
+         prewarm: bool = False, rnn_nonlinearity: str = "tanh") -> Model:
+    """Load a model file trained elsewhere.
+
+    Parameters
+    ----------
+    path : str or path-like
+        AGM / Proteus JSON, RTNeural Keras JSON (AIDA-X), PyTorch state_dict JSON,
+        NAM ``.nam`` (LSTM), PyTorch checkpoint (``.pt``/``.pth``/``.ckpt``, read
+        without torch and without executing anything), ``.npz`` or ``.safetensors``.
+        The format is recognised from the content.
+    trained_rate : float, optional
+        The rate the model was trained at, overriding the file (or the format's default).
+    skip : int, optional
+        Number of leading input channels added to the output (for formats that do
+        not record it, such as raw state_dicts; overrides the file otherwise).
+    format : str, optional
+        Force a format (see ``nbrnn.formats.FORMAT_NAMES``).
+    prewarm : bool
+        NAM only: process 0.5 s of silence after every reset, as the NAM runtime does.
+    rnn_nonlinearity : {'tanh', 'relu'}
+        For plain ``nn.RNN`` layers in files that do not record it.
+
+    Returns
+    -------
+    Model
+    """
+    from .formats import read_network
+
+    if rnn_nonlinearity not in ("tanh", "relu"):
+        raise ArgumentError(f"Argument 'rnn_nonlinearity' must be 'tanh' or 'relu', not {rnn_nonlinearity!r}")
+    if skip is not None and (isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0):
+        raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {skip!r}")
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
+    network = read_network(path, format=format, skip=skip, rnn_nonlinearity=rnn_nonlinearity)
+    if trained_rate is not None:
+        network = network.with_trained_rate(check_rate(trained_rate, "trained_rate"))
+    warmup = 0.0
+    if prewarm:
+        if "prewarm_seconds" not in network.metadata:
+            raise ArgumentError(f"Argument 'prewarm' applies to NAM files; '{path}' is {network.format}")
+        warmup = float(network.metadata["prewarm_seconds"])
+    return Model(network, warmup=warmup)

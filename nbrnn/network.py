@@ -1,0 +1,287 @@
+"""The canonical, validated description of a model that every loader produces.
+
+One gate convention for everything (PyTorch's): LSTM rows ``i, f, g, o``, GRU rows
+``r, z, n`` with the ``n``-block recurrent bias kept apart (it sits inside the reset
+product), Elman ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.  Weights are float64
+arrays; kernels cast them once per dtype.  Everything format-specific (gate
+reordering, transposes, bias folding, stored initial states) ends at the loader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import ArgumentError, ModelShapeError
+
+#: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
+CELL_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+#: Element-wise (or vector, for softmax) activations a dense layer may apply.
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "elu", "softmax", "selu", "softplus", "gelu")
+
+#: Where the trained sample rate came from.
+RATE_SOURCES = ("file", "format default", "caller")
+
+
+def _array(value: Any, name: str, ndim: int, context: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ModelShapeError(f"{context}: '{name}' must be numeric, not {type(value).__name__} ({exc})") from None
+    if arr.ndim != ndim:
+        raise ModelShapeError(f"{context}: '{name}' must have {ndim} dimension(s), not shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ModelShapeError(f"{context}: '{name}' holds {bad} NaN/Inf value(s); weights must be finite")
+    arr = np.ascontiguousarray(arr)
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dense:
+    """A fully connected layer ``y = act(W x + b)`` applied at every sample.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (out, in)
+    bias : ndarray, shape (out,)
+    activation : str
+        One of :data:`ACTIVATIONS`.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    activation: str = "linear"
+
+    def __post_init__(self):
+        ctx = "dense layer"
+        w = _array(self.weight, "weight", 2, ctx)
+        b = _array(self.bias, "bias", 1, ctx)
+        if b.shape[0] != w.shape[0]:
+            raise ModelShapeError(f"{ctx}: bias has {b.shape[0]} values but weight has {w.shape[0]} output rows")
+        if w.shape[0] == 0 or w.shape[1] == 0:
+            raise ModelShapeError(f"{ctx}: weight shape {w.shape} is empty")
+        if self.activation not in ACTIVATIONS:
+            raise ModelShapeError(f"{ctx}: activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
+        object.__setattr__(self, "weight", w)
+        object.__setattr__(self, "bias", b)
+
+    @property
+    def input_size(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def output_size(self) -> int:
+        return self.weight.shape[0]
+
+    def describe(self) -> str:
+        act = "" if self.activation == "linear" else f", {self.activation}"
+        return f"Dense {self.input_size}->{self.output_size}{act}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Recurrent:
+    """One recurrent layer in PyTorch's gate convention.
+
+    Parameters
+    ----------
+    cell : {'lstm', 'gru', 'rnn_tanh', 'rnn_relu'}
+    weight_ih : ndarray, shape (G*H, I)
+    weight_hh : ndarray, shape (G*H, H)
+    bias_ih, bias_hh : ndarray, shape (G*H,)
+    h0 : ndarray, shape (H,), optional
+        Stored initial hidden state (zeros when absent).
+    c0 : ndarray, shape (H,), optional
+        Stored initial cell state of an LSTM (zeros when absent).
+    """
+
+    cell: str
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+    h0: np.ndarray | None = None
+    c0: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.cell not in CELL_GATES:
+            raise ModelShapeError(f"recurrent layer: cell must be one of {', '.join(CELL_GATES)}, not {self.cell!r}")
+        ctx = f"{self.cell} layer"
+        g = CELL_GATES[self.cell]
+        wih = _array(self.weight_ih, "weight_ih", 2, ctx)
+        whh = _array(self.weight_hh, "weight_hh", 2, ctx)
+        h = whh.shape[1]
+        if h == 0 or wih.shape[1] == 0:
+            raise ModelShapeError(f"{ctx}: empty weights (weight_ih {wih.shape}, weight_hh {whh.shape})")
+        if whh.shape[0] != g * h:
+            raise ModelShapeError(
+                f"{ctx}: weight_hh must have shape ({g}*H, H) = ({g * h}, {h}) for hidden size {h}, not {whh.shape}")
+        if wih.shape[0] != g * h:
+            raise ModelShapeError(f"{ctx}: weight_ih has {wih.shape[0]} rows but hidden size {h} needs {g}*{h} = {g * h}")
+        fields = {"weight_ih": wih, "weight_hh": whh}
+        for name in ("bias_ih", "bias_hh"):
+            b = _array(getattr(self, name), name, 1, ctx)
+            if b.shape[0] != g * h:
+                raise ModelShapeError(f"{ctx}: {name} must have {g}*H = {g * h} values, not {b.shape[0]}")
+            fields[name] = b
+        for name in ("h0", "c0"):
+            v = getattr(self, name)
+            if name == "c0" and self.cell != "lstm":
+                if v is not None and np.size(v):
+                    raise ModelShapeError(f"{ctx}: only an LSTM has a cell state, but c0 was given")
+                fields[name] = np.zeros(0)
+                continue
+            v = np.zeros(h) if v is None else _array(v, name, 1, ctx)
+            if v.shape[0] != h:
+                raise ModelShapeError(f"{ctx}: initial state {name} must have H = {h} values, not {v.shape[0]}")
+            fields[name] = v
+        for name, v in fields.items():
+            if v.flags.writeable:
+                v = v.copy()
+                v.setflags(write=False)
+            object.__setattr__(self, name, v)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.weight_hh.shape[1]
+
+    @property
+    def input_size(self) -> int:
+        return self.weight_ih.shape[1]
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    @property
+    def state_size(self) -> int:
+        """Values fed back each sample: h and c for an LSTM, h otherwise."""
+        return 2 * self.hidden_size if self.cell == "lstm" else self.hidden_size
+
+    @property
+    def initial_state(self) -> np.ndarray:
+        return np.concatenate([self.h0, self.c0]) if self.cell == "lstm" else self.h0.copy()
+
+    def describe(self) -> str:
+        name = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN(tanh)", "rnn_relu": "RNN(relu)"}[self.cell]
+        init = ", stored initial state" if (np.any(self.h0) or np.any(self.c0)) else ""
+        return f"{name} {self.input_size}->{self.hidden_size}{init}"
+
+
+Layer = Dense | Recurrent
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Network:
+    """A complete model: layers, inputs, skip connection, trained rate and provenance.
+
+    Parameters
+    ----------
+    layers : tuple of Dense / Recurrent
+        Applied in order to the input vector at each sample.
+    skip : int
+        The first ``skip`` input channels are added to the first ``skip`` outputs
+        (a residual connection; 0 = none).
+    trained_rate : float
+        The sample rate the model was trained at, in Hz.
+    rate_source : {'file', 'format default', 'caller'}
+    input_names : tuple of str
+        Names of the input channels; channel 0 is the audio, the rest conditioning.
+    format : str
+        Name of the file format the model came from.
+    source : str
+        Path (or description) of where it was loaded from.
+    metadata : dict
+        Anything else worth keeping (e.g. file-embedded golden I/O, provenance).
+    """
+
+    layers: tuple
+    skip: int = 0
+    trained_rate: float = 44100.0
+    rate_source: str = "format default"
+    input_names: tuple = ()
+    format: str = "unknown"
+    source: str = ""
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        layers = tuple(self.layers)
+        if not layers:
+            raise ModelShapeError("network has no layers")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, (Dense, Recurrent)):
+                raise ModelShapeError(f"layer {i} is a {type(layer).__name__}, not a Dense or Recurrent layer")
+            if i and layer.input_size != layers[i - 1].output_size:
+                raise ModelShapeError(
+                    f"layer {i} ({layer.describe()}) expects {layer.input_size} inputs, "
+                    f"but layer {i - 1} ({layers[i - 1].describe()}) gives {layers[i - 1].output_size}")
+        object.__setattr__(self, "layers", layers)
+        n_in = layers[0].input_size
+        if not isinstance(self.skip, (int, np.integer)) or isinstance(self.skip, bool) or self.skip < 0:
+            raise ModelShapeError(f"skip must be a non-negative integer, not {self.skip!r}")
+        if self.skip > min(n_in, layers[-1].output_size):
+            raise ModelShapeError(
+                f"skip = {self.skip} adds {self.skip} input channel(s) to the output, but the model has "
+                f"{n_in} input(s) and {layers[-1].output_size} output(s)")
+        object.__setattr__(self, "skip", int(self.skip))
+        rate = self.trained_rate
+        if not isinstance(rate, (int, float, np.integer, np.floating)) or not math.isfinite(rate) or rate <= 0:
+            raise ArgumentError(f"trained_rate must be a finite number > 0 Hz, not {rate!r}")
+        object.__setattr__(self, "trained_rate", float(rate))
+        if self.rate_source not in RATE_SOURCES:
+            raise ArgumentError(f"rate_source must be one of {RATE_SOURCES}, not {self.rate_source!r}")
+        names = tuple(self.input_names) or default_input_names(n_in)
+        if len(names) != n_in:
+            raise ModelShapeError(f"input_names has {len(names)} names for {n_in} inputs")
+        object.__setattr__(self, "input_names", names)
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].output_size
+
+    @property
+    def recurrent_layers(self) -> tuple:
+        return tuple(layer for layer in self.layers if isinstance(layer, Recurrent))
+
+    @property
+    def parameter_count(self) -> int:
+        count = 0
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                count += layer.weight.size + layer.bias.size
+            else:
+                count += layer.weight_ih.size + layer.weight_hh.size + layer.bias_ih.size + layer.bias_hh.size
+        return int(count)
+
+    def with_trained_rate(self, rate: float, source: str = "caller") -> "Network":
+        """Return a copy that declares another trained sample rate."""
+        return dataclasses.replace(self, trained_rate=rate, rate_source=source)
+
+    def describe(self) -> str:
+        """A multi-line human-readable summary (what ``nbrnn info`` prints)."""
+        lines = [
+            f"format:       {self.format}",
+            f"source:       {self.source}",
+            f"inputs:       {self.input_size} ({', '.join(self.input_names)})",
+            f"outputs:      {self.output_size}",
+            f"skip:         {self.skip}" + (" (input channel 0 added to the output)" if self.skip == 1 else ""),
+            f"trained rate: {self.trained_rate:g} Hz ({self.rate_source})",
+            f"parameters:   {self.parameter_count}",
+            "layers:",
+        ]
+        lines += [f"  {i}: {layer.describe()}" for i, layer in enumerate(self.layers)]
+        return "\n".join(lines)
+
+
+def default_input_names(n_inputs: int) -> tuple:
+    """``('audio', 'cond1', 'cond2', ...)``."""
+    return ("audio",) + tuple(f"cond{i}" for i in range(1, n_inputs))
