@@ -8,13 +8,13 @@
 from .adapt import METHODS, Plan, make_plan
 from .errors import (ArgumentError, AudioError, ModelFormatError, ModelShapeError, NbrnnError, OutputError,
                      UnsafeModelError, UnstableError)
-from .model import Model, load
+from .model import Model, load, load_default
 from .network import Dense, Network, Recurrent
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "load", "Model", "Network", "Dense", "Recurrent", "make_plan", "Plan", "METHODS", "NbrnnError",
+    "load", "load_default", "Model", "Network", "Dense", "Recurrent", "make_plan", "Plan", "METHODS", "NbrnnError",
     "ModelFormatError", "ModelShapeError", "UnsafeModelError", "ArgumentError", "AudioError", "UnstableError",
     "OutputError", "__version__",
 ]

@@ -24,6 +24,7 @@ from .network import CELL_GATES, Dense, Network
 
 _KIND = {"lstm": _kernels.LSTM, "gru": _kernels.GRU, "rnn_tanh": _kernels.RNN_TANH, "rnn_relu": _kernels.RNN_RELU}
 DTYPES = {"float32": np.float32, "float64": np.float64}
+ACTIVATION_PATHS = ("accurate", "fast")
 
 #: Largest numerator/denominator of a rate ratio the polyphase resampler accepts.
 MAX_POLYPHASE_FACTOR = 4096
@@ -189,13 +190,14 @@ class Stream:
     """
 
     def __init__(self, packed: Packed, plan: Plan, channels: int, sample_rate: float, trained_rate: float,
-                 context: str = ""):
+                 context: str = "", activations: str = "accurate"):
         self.packed = packed
         self.plan = plan
         self.channels = channels
         self.sample_rate = sample_rate
         self.trained_rate = trained_rate
         self.context = context
+        self.activations = activations
         self.dtype = packed.params.dtype
         dt = self.dtype
         c = channels
@@ -233,15 +235,17 @@ class Stream:
         self._cond = np.zeros((self.channels, 0, max(0, self.packed.n_inputs - 1)), dtype=self.dtype)
         self._cond_first = 0
         self._model_rows = 0
+        self._fed = self._emitted = 0
         plan = self.plan
         if plan.resample == "polyphase" or plan.oversample > 1:
             if plan.oversample > 1:
                 frac = Fraction(plan.oversample)
             else:
                 frac = rate_fraction(self.trained_rate / self.sample_rate, self.context or "method 'resample'")
-            self._pre = PolyphaseStage(frac.numerator, frac.denominator, self.channels, self.dtype)
-            self._post = PolyphaseStage(frac.denominator, frac.numerator, self.channels * self.packed.n_outputs,
-                                        self.dtype)
+            if frac != 1:
+                self._pre = PolyphaseStage(frac.numerator, frac.denominator, self.channels, self.dtype)
+                self._post = PolyphaseStage(frac.denominator, frac.numerator,
+                                            self.channels * self.packed.n_outputs, self.dtype)
 
     @property
     def state(self) -> np.ndarray:
@@ -251,7 +255,7 @@ class Stream:
     @property
     def streams_exactly(self) -> bool:
         """True when every block's output has exactly the block's length (no resampling stage)."""
-        return self.plan.resample is None and self.plan.oversample == 1
+        return self._pre is None and self.plan.resample != "fft"
 
     def _run(self, inp: np.ndarray) -> np.ndarray:
         """Run the kernel on (channels, n, inputs) at the model's rate."""
@@ -282,7 +286,8 @@ class Stream:
         if self._pre is None:
             return self._run(inp)
         self._hold_append(inp)
-        return self._through_stages(self._pre.feed(np.ascontiguousarray(inp[:, :, 0].T)))
+        self._fed += inp.shape[1]
+        return self._trim(self._through_stages(self._pre.feed(np.ascontiguousarray(inp[:, :, 0].T))))
 
     def finish(self) -> np.ndarray:
         """Flush resampling stages (whole-signal plans); nothing for delay-line plans."""
@@ -290,7 +295,13 @@ class Stream:
             return self._fft_whole()
         if self._pre is None:
             return np.empty((self.channels, 0, self.packed.n_outputs), dtype=self.dtype)
-        return self._through_stages(self._pre.finish(), final=True)
+        return self._trim(self._through_stages(self._pre.finish(), final=True))
+
+    def _trim(self, out):
+        # the two rational stages round lengths up; the output keeps exactly the input's length
+        keep = max(0, min(out.shape[1], self._fed - self._emitted))
+        self._emitted += keep
+        return out[:, :keep]
 
     # Conditioning inputs are control values, not audio: they are held (sample-and-hold at
     # the model's rate) rather than resampled, so a constant knob stays constant at the edges.

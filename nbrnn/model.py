@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .adapt import Plan, make_plan
-from .engine import Stream, check_dtype, pack
+from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
 from .errors import ArgumentError, AudioError
 from .network import Network
 
@@ -25,6 +25,12 @@ def check_rate(value, name: str = "sample_rate") -> float:
         raise ArgumentError(f"Argument '{name}' must be > 0, not {value:g}")
     if value > 1e8:
         raise ArgumentError(f"Argument '{name}' must be at most 100 MHz, not {value:g}")
+    return value
+
+
+def check_activations(value) -> str:
+    if value not in ACTIVATION_PATHS:
+        raise ArgumentError(f"Argument 'activations' must be one of {', '.join(ACTIVATION_PATHS)}, not {value!r}")
     return value
 
 
@@ -104,6 +110,12 @@ class Model:
             text += f"\nwarm-up:      {self.warmup:g} s of silence after every reset"
         return text
 
+    def save(self, path, *, overwrite: bool = False) -> None:
+        """Save the model as ``.npz`` or ``.safetensors`` (nbrnn's container layout, float64 weights)."""
+        from .formats.containers import export
+
+        export(self.network, path, overwrite=overwrite)
+
     # -- processing --------------------------------------------------------------------------------------------
     def plan(self, sample_rate: float, method: str = "lagrange", **options) -> Plan:
         """The adaptation plan ``process`` would use (see :func:`nbrnn.adapt.make_plan`)."""
@@ -120,7 +132,7 @@ class Model:
         return self._packed[dt.name]
 
     def stream(self, sample_rate: float, *, channels: int = 1, method: str = "lagrange", dtype="float64",
-               **options) -> Stream:
+               activations: str = "accurate", **options) -> Stream:
         """A fresh :class:`~nbrnn.engine.Stream` (feed/finish block processing) for this model.
 
         Inputs to ``Stream.feed`` are arrays of shape (channels, n, inputs) in the
@@ -130,7 +142,8 @@ class Model:
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 4096:
             raise ArgumentError(f"Argument 'channels' must be an integer from 1 to 4096, not {channels!r}")
         stream = Stream(self._packed_for(dtype), plan, int(channels), float(sample_rate), self.trained_rate,
-                        context=f"{os.path.basename(self.network.source) or 'model'} at {float(sample_rate):g} Hz")
+                        context=f"{os.path.basename(self.network.source) or 'model'} at {float(sample_rate):g} Hz",
+                        activations=check_activations(activations))
         self._warm(stream)
         return stream
 
@@ -225,7 +238,7 @@ class Model:
         self._stream_key = None
 
     def process(self, x, sample_rate: float, *, method: str = "lagrange", reset: bool = True, cond=None,
-                dtype="float64", **options) -> np.ndarray:
+                dtype="float64", activations: str = "accurate", **options) -> np.ndarray:
         """Run audio through the model at ``sample_rate``, adapting it from its trained rate.
 
         Parameters
@@ -244,6 +257,10 @@ class Model:
             per-sample arrays of length n.
         dtype : {'float64', 'float32'}
             Float type of the whole run.
+        activations : {'accurate', 'fast'}
+            ``'accurate'``: tanh / sigmoid to within a few ulp (matches PyTorch to float
+            precision); ``'fast'``: branch-free approximations (error below float32
+            resolution, not for float64 reference work).
         **options
             Method options: order, placement, kernel, bandwidth, output
             ('fresh' or 'delayed'), inner, inner_order, factor, resampler.
@@ -260,12 +277,13 @@ class Model:
         inp = self.inputs(x, cond, dtype)
         channels = inp.shape[0]
         plan = self.plan(rate, method, **options)
-        key = (rate, plan.key(), check_dtype(dtype).name, channels)
+        key = (rate, plan.key(), check_dtype(dtype).name, channels, check_activations(activations))
         if reset or self._stream is None:
             if not reset and self._stream is None:
                 reset = True
             self._stream = Stream(self._packed_for(dtype), plan, channels, rate, self.trained_rate,
-                                  context=f"{os.path.basename(self.network.source) or 'model'} at {rate:g} Hz")
+                                  context=f"{os.path.basename(self.network.source) or 'model'} at {rate:g} Hz",
+                                  activations=activations)
             self._stream_key = key
             self._warm(self._stream, inp)
         elif key != self._stream_key:
@@ -333,3 +351,15 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
             raise ArgumentError(f"Argument 'prewarm' applies to NAM files; '{path}' is {network.format}")
         warmup = float(network.metadata["prewarm_seconds"])
     return Model(network, warmup=warmup)
+
+
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "default_model.json")
+
+
+def load_default() -> Model:
+    """The embedded model: a small LSTM trained by the project on a simulated diode clipper (48 kHz).
+
+    The circuit itself is :func:`nbrnn.circuit.simulate_diode_clipper`, so at any rate
+    the adapted model can be compared with the true circuit.
+    """
+    return load(DEFAULT_MODEL)

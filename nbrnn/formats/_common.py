@@ -73,7 +73,7 @@ def tensor(value, name: str, ndim: int, source: str) -> np.ndarray:
     if arr.size > MAX_TENSOR_VALUES:
         raise ModelShapeError(f"{source}: '{name}' holds {arr.size} values, more than the limit {MAX_TENSOR_VALUES}")
     if not np.all(np.isfinite(arr)):
-        raise ModelShapeError(f"{source}: '{name}' holds NaN or Inf values; weights must be finite")
+        raise ModelShapeError(f"{source}: '{name}' holds NaN, Inf or null values; weights must be finite numbers")
     return arr
 
 

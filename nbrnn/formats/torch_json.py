@@ -26,8 +26,15 @@ def detect(obj) -> bool:
 
 
 def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0, trained_rate=None,
-                         rnn_nonlinearity: str = "tanh", metadata=None) -> Network:
-    """Build a network from PyTorch tensor names, modules in order of first appearance."""
+                         rnn_nonlinearity: str = "tanh", metadata=None, module_order=None,
+                         ordered: bool = True) -> Network:
+    """Build a network from PyTorch tensor names.
+
+    Modules run in the order their names first appear (``ordered=True``, the order
+    ``state_dict()`` writes), in ``module_order`` (a list of name prefixes) when
+    given, or, for containers that sort names (``ordered=False``), in the one
+    order in which every module's input size matches the previous one's output.
+    """
     modules: list = []  # (kind, prefix)
     seen = set()
     for key in tensors:
@@ -48,10 +55,10 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
             modules.append((kind, prefix))
     if not modules:
         raise ModelFormatError(f"{source}: no tensors found")
-    layers = []
+    built = {}
     for kind, prefix in modules:
         if kind == "rnn":
-            layers.extend(torch_rnn_layers(tensors, prefix, source, rnn_nonlinearity=rnn_nonlinearity))
+            built[prefix] = torch_rnn_layers(tensors, prefix, source, rnn_nonlinearity=rnn_nonlinearity)
             continue
         if prefix + "weight" not in tensors:
             raise ModelFormatError(f"{source}: '{prefix}bias' has no matching '{prefix}weight'")
@@ -61,7 +68,15 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
             import numpy as np
 
             b = np.zeros(w.shape[0])
-        layers.append(Dense(w, b))
+        built[prefix] = [Dense(w, b)]
+    prefixes = [prefix for _, prefix in modules]
+    if module_order is not None:
+        if sorted(module_order) != sorted(prefixes):
+            raise ModelFormatError(f"{source}: module order {module_order} does not name the modules {prefixes}")
+        prefixes = list(module_order)
+    elif not ordered:
+        prefixes = _chain(built, prefixes, source)
+    layers = [layer for prefix in prefixes for layer in built[prefix]]
     rate, rate_source = (DEFAULT_RATE, "format default") if trained_rate is None else (trained_rate, "caller")
     return Network(tuple(layers), skip=skip, trained_rate=rate, rate_source=rate_source, format=fmt,
                    source=source, metadata=metadata or {})
@@ -69,3 +84,22 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
 
 def from_json(obj: dict, source: str) -> Network:
     return network_from_tensors(obj, source, NAME)
+
+
+def _chain(built: dict, prefixes: list, source: str) -> list:
+    """The unique order of modules in which sizes chain (for containers that sort tensor names)."""
+    import itertools
+
+    if len(prefixes) > 7:
+        raise ModelFormatError(f"{source}: {len(prefixes)} modules and no recorded order; add metadata "
+                               f"'module_order' (a JSON list of module name prefixes)")
+    fits = []
+    for perm in itertools.permutations(prefixes):
+        seq = [layer for prefix in perm for layer in built[prefix]]
+        if all(seq[i].input_size == seq[i - 1].output_size for i in range(1, len(seq))) and seq[-1].output_size <= 2:
+            fits.append(list(perm))
+    if len(fits) != 1:
+        found = "no order" if not fits else f"{len(fits)} orders"
+        raise ModelFormatError(f"{source}: the container does not record the module order and {found} of "
+                               f"{prefixes} chain by size; add metadata 'module_order' (a JSON list of prefixes)")
+    return fits[0]

@@ -1,0 +1,211 @@
+"""The ``nbrnn`` command: render, info, demo, figures, export."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .adapt import METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
+from .errors import NbrnnError
+
+
+def _model(args):
+    from .model import load, load_default
+
+    if args.model is None:
+        model = load_default()
+        if args.trained_rate is not None:
+            model = type(model)(model.network.with_trained_rate(args.trained_rate))
+        return model
+    return load(args.model, trained_rate=args.trained_rate, skip=args.skip, prewarm=args.prewarm)
+
+
+def _cond(values):
+    """``['drive=0.5', '2=0.3']`` → ``{'drive': 0.5, '2': 0.3}``."""
+    out = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise NbrnnError(f"--cond must look like NAME=VALUE or INDEX=VALUE, not {item!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise NbrnnError(f"--cond {item!r}: the value must be a number") from None
+    return out or None
+
+
+def _method_options(args) -> dict:
+    opts = {"output": args.output_convention, "placement": args.placement}
+    if args.order is not None:
+        opts["order"] = args.order
+    if args.method == "minimax":
+        opts["bandwidth"] = args.bandwidth
+    if args.method == "resample":
+        opts["resampler"] = args.resampler
+    if args.method == "fir":
+        try:
+            opts["kernel"] = [float(v) for v in (args.kernel or "").split(",") if v.strip()]
+        except ValueError:
+            raise NbrnnError(f"--kernel must be comma-separated numbers, not {args.kernel!r}") from None
+    return opts
+
+
+def _add_model_args(p, default_help="the embedded diode-clipper LSTM"):
+    p.add_argument("--model", "-m", default=None, help=f"model file (default: {default_help})")
+    p.add_argument("--trained-rate", type=float, default=None,
+                   help="the rate the model was trained at, in Hz (default: from the file or the format's convention)")
+    p.add_argument("--skip", type=int, default=None, help="leading input channels added to the output "
+                   "(default: from the file; 0 for raw state_dicts)")
+    p.add_argument("--prewarm", action="store_true", help="NAM: process 0.5 s of silence first, as the NAM runtime does")
+
+
+def _add_method_args(p):
+    p.add_argument("--method", default="lagrange", choices=METHODS, help="sample-rate adaptation method")
+    p.add_argument("--order", type=int, default=None, help="order of 'lagrange' / 'minimax' (default 3)")
+    p.add_argument("--placement", default="paper", choices=PLACEMENTS, help="Lagrange tap placement")
+    p.add_argument("--bandwidth", type=float, default=0.5, help="minimax design band, fraction of Nyquist")
+    p.add_argument("--kernel", default=None, help="FIR taps for --method fir, comma-separated")
+    p.add_argument("--resampler", default="polyphase", choices=RESAMPLERS, help="resampler of --method resample")
+    p.add_argument("--output-convention", default="fresh", choices=OUTPUTS,
+                   help="state passed on: fresh (no latency) or delayed (article / RTNeural convention)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="float type of the run")
+    p.add_argument("--activations", default="accurate", choices=("accurate", "fast"), help="activation functions")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="nbrnn", formatter_class=fmt,
+        description="Run recurrent audio-effect models trained elsewhere at any sample rate.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"nbrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("render", formatter_class=fmt, help="render an audio file through a model",
+                       description="Render IN through a model into OUT at IN's sample rate, streamed in blocks. "
+                                   "OUT is written only when complete; existing files are kept without --overwrite.")
+    p.add_argument("input", metavar="IN", help="input audio file (any rate, any channel count)")
+    p.add_argument("output", metavar="OUT", help="output audio file (format from the extension)")
+    _add_model_args(p)
+    _add_method_args(p)
+    p.add_argument("--cond", action="append", metavar="NAME=VALUE",
+                   help="a conditioning (knob) value by name or 1-based index; repeat for several")
+    p.add_argument("--control", default=None, metavar="FILE",
+                   help="audio file whose channels are time-varying conditioning signals")
+    p.add_argument("--subtype", default=None, help="output subtype, e.g. FLOAT, PCM_24 (default: FLOAT where possible)")
+    p.add_argument("--block-size", type=int, default=1 << 16, help="frames per processing block")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (never IN)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+
+    p = sub.add_parser("info", formatter_class=fmt, help="describe a model file",
+                       description="Print what was loaded: format, layers, sizes, inputs, skip, trained rate "
+                                   "and its source, parameter count.")
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None, help="model file (default: the embedded model)")
+    p.add_argument("--trained-rate", type=float, default=None, help="override the trained rate (Hz)")
+    p.add_argument("--skip", type=int, default=None, help="override the skip connection")
+
+    p = sub.add_parser("demo", formatter_class=fmt, help="show the idea on the embedded model, no files needed",
+                       description="Render a built-in test signal through the embedded model at several rates with "
+                                   "each main method, print SNRs against the model at its trained rate and against "
+                                   "the true circuit, and write audio and a plot.")
+    p.add_argument("--out", default="nbrnn-demo", help="folder for the audio and the plot")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of the test signal")
+    p.add_argument("--dtype", default="float64", choices=("float32", "float64"), help="float type of the runs")
+
+    p = sub.add_parser("figures", help="regenerate the article's plots, the papers' tables and the sweeps",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("export", formatter_class=fmt, help="save a model as .npz or .safetensors",
+                       description="Save any loaded model in nbrnn's container form (.npz or .safetensors), "
+                                   "with its layers, skip, inputs and trained rate in the metadata.")
+    p.add_argument("model", metavar="MODEL", help="model file")
+    p.add_argument("output", metavar="OUT", help="output path ending in .npz or .safetensors")
+    p.add_argument("--trained-rate", type=float, default=None, help="override the trained rate (Hz)")
+    p.add_argument("--skip", type=int, default=None, help="override the skip connection")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    return parser
+
+
+def _render(args) -> int:
+    from .render import render
+
+    model = _model(args)
+    result = render(args.input, args.output, model, method=args.method, cond=_cond(args.cond),
+                    control_path=args.control, dtype=args.dtype, activations=args.activations,
+                    overwrite=args.overwrite, subtype=args.subtype, block_size=args.block_size,
+                    progress=False if args.quiet else None, **_method_options(args))
+    if not args.quiet:
+        speed = result["seconds"] / max(result["elapsed"], 1e-9)
+        print(f"wrote {args.output}: {result['frames']} frames x {result['channels']} channel(s) at "
+              f"{result['sample_rate']:g} Hz ({result['subtype']}), {speed:.1f}x real time; {result['plan']}",
+              file=sys.stderr)
+    if result["clipped"]:
+        print(f"nbrnn: warning: {result['clipped']} sample(s) exceeded full scale and were clipped in the "
+              f"{result['subtype']} output; use --subtype FLOAT to keep them", file=sys.stderr)
+    return 0
+
+
+def _info(args) -> int:
+    from .model import load, load_default
+
+    model = load_default() if args.model is None else load(args.model, trained_rate=args.trained_rate,
+                                                            skip=args.skip)
+    print(model.info())
+    return 0
+
+
+def _export(args) -> int:
+    from .formats.containers import export
+    from .model import load
+
+    model = load(args.model, trained_rate=args.trained_rate, skip=args.skip)
+    export(model.network, args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv[:1] == ["figures"]:
+        from .figures import main as figures_main
+
+        return _guard(lambda: figures_main(argv[1:]))
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handler = {"render": _render, "info": _info, "export": _export, "demo": _demo}[args.command]
+    return _guard(lambda: handler(args))
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, seconds=args.seconds, dtype=args.dtype)
+    return 0
+
+
+def _guard(fn) -> int:
+    try:
+        return int(fn() or 0)
+    except NbrnnError as exc:
+        print(f"nbrnn: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nbrnn: interrupted; no partial output was left behind", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # disk full, permissions changing under us: one line, no traceback
+        print(f"nbrnn: error: {exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else ""),
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Offline rendering of audio files through a model, streamed in blocks.
+
+Nothing is lost: the output is written to a temporary file beside the
+destination and moved into place only when complete; an existing file is kept
+unless ``overwrite=True``; the input is never overwritten; an interruption
+(Ctrl-C) or a failure leaves no partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .errors import ArgumentError, AudioError, NbrnnError, OutputError
+from .model import Model, check_rate
+
+#: Default output subtype: 32-bit float, so nothing above full scale is clipped.
+DEFAULT_SUBTYPE = "FLOAT"
+DEFAULT_BLOCK = 1 << 16
+
+
+class Progress:
+    """Seconds of audio done and × real time, on one refreshed line; silent when not a terminal."""
+
+    def __init__(self, total_seconds: float, stream=None, enabled: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total = total_seconds
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done_seconds: float, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not final and now - self.last < 0.2:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        speed = done_seconds / elapsed
+        self.stream.write(f"\r{done_seconds:8.1f} / {self.total:.1f} s of audio  {speed:6.1f}x real time")
+        if final:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _open_input(path):
+    import soundfile as sf
+
+    try:
+        return sf.SoundFile(os.fspath(path))
+    except FileNotFoundError:
+        raise AudioError(f"input file '{path}' does not exist") from None
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise AudioError(f"input file '{path}' cannot be read as audio: {exc}") from None
+
+
+def _check_destination(input_path, output_path, overwrite: bool) -> str:
+    out = os.path.abspath(os.fspath(output_path))
+    src = os.path.abspath(os.fspath(input_path))
+    if out == src or (os.path.exists(out) and os.path.exists(src) and os.path.samefile(out, src)):
+        raise OutputError(f"output '{output_path}' is the input file; nbrnn never overwrites its input")
+    if os.path.isdir(out):
+        raise OutputError(f"output '{output_path}' is a directory; give a file name such as out.wav")
+    if os.path.exists(out) and not overwrite:
+        raise OutputError(f"output '{output_path}' exists; pass overwrite=True (--overwrite) to replace it")
+    folder = os.path.dirname(out) or "."
+    if not os.path.isdir(folder):
+        raise OutputError(f"output folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder '{folder}' is not writable")
+    return out
+
+
+def _output_format(out: str, subtype: str | None):
+    import soundfile as sf
+
+    ext = os.path.splitext(out)[1].lstrip(".").upper()
+    formats = sf.available_formats()
+    fmt = {"AIF": "AIFF", "OGA": "OGG"}.get(ext, ext)
+    if fmt not in formats:
+        raise OutputError(f"output '{out}': unknown audio file extension '.{ext.lower()}' "
+                          f"(use one of .wav, .flac, .aiff, .ogg, ...)")
+    if subtype is None:
+        subtype = DEFAULT_SUBTYPE if sf.check_format(fmt, DEFAULT_SUBTYPE) else sf.default_subtype(fmt)
+    subtype = subtype.upper()
+    if not sf.check_format(fmt, subtype):
+        raise ArgumentError(f"Argument 'subtype' {subtype!r} is not valid for {fmt} files "
+                            f"(valid: {', '.join(sf.available_subtypes(fmt))})")
+    return fmt, subtype
+
+
+def render(input_path, output_path, model: Model, *, method: str = "lagrange", cond=None, control_path=None,
+           dtype="float32", activations: str = "accurate", overwrite: bool = False, subtype: str | None = None,
+           block_size: int = DEFAULT_BLOCK, progress: bool | None = None, **options) -> dict:
+    """Render ``input_path`` through ``model`` into ``output_path`` at the input's own sample rate.
+
+    Parameters
+    ----------
+    input_path, output_path : path-like
+        Any file soundfile reads; the output format follows the output's extension.
+    model : Model
+    method, **options
+        Adaptation method and its options (see :meth:`Model.process`).
+    cond : dict or sequence, optional
+        Constant conditioning values by name or 1-based index.
+    control_path : path-like, optional
+        An audio file at the input's rate and length whose channels are the
+        time-varying conditioning signals, in the model's conditioning order.
+    dtype : {'float32', 'float64'}
+    overwrite : bool
+        Replace an existing output (never the input).
+    subtype : str, optional
+        soundfile subtype; default 32-bit float where the format has it.
+    block_size : int
+        Frames read, processed and written per block (memory stays bounded).
+    progress : bool, optional
+        Show progress on stderr; default: only when stderr is a terminal.
+
+    Returns
+    -------
+    dict
+        ``frames``, ``channels``, ``sample_rate``, ``seconds``, ``elapsed``, ``clipped`` (samples
+        beyond full scale in a fixed-point output), ``plan`` (the method's description).
+    """
+    import soundfile as sf
+
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
+        raise ArgumentError(f"Argument 'block_size' must be an integer from 1 to {1 << 24}, not {block_size!r}")
+    out = _check_destination(input_path, output_path, overwrite)
+    fmt, subtype = _output_format(out, subtype)
+    with _open_input(input_path) as src:
+        rate = check_rate(float(src.samplerate), "input sample rate")
+        channels, frames = src.channels, src.frames
+        control = None
+        names = model.conditioning_names
+        if control_path is not None:
+            if not names:
+                raise ArgumentError("a control file was given but the model has no conditioning inputs")
+            control = _open_input(control_path)
+            if control.samplerate != src.samplerate or control.frames != frames:
+                control.close()
+                raise AudioError(f"control file '{control_path}' must match the input's rate and length "
+                                 f"({src.samplerate} Hz, {frames} frames), not {control.samplerate} Hz, "
+                                 f"{control.frames} frames")
+            if control.channels != len(names):
+                control.close()
+                raise AudioError(f"control file '{control_path}' has {control.channels} channel(s) but the model "
+                                 f"has {len(names)} conditioning input(s): {', '.join(names)}")
+        elif names and cond is None:
+            raise ArgumentError(f"the model has conditioning input(s) {', '.join(names)}: give values "
+                                f"(--cond {names[0]}=0.5) or a control file (--control)")
+        stream = model.stream(rate, channels=channels, method=method, dtype=dtype, activations=activations,
+                              **options)
+        consts = model._cond_values(cond) if (names and control is None) else None
+        folder = os.path.dirname(out)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".partial", dir=folder)
+        os.close(fd)
+        meter = Progress(frames / rate, enabled=progress)
+        clipped = 0
+        started = time.perf_counter()
+        done = 0
+        try:
+            with sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=channels, format=fmt,
+                              subtype=subtype) as dst:
+                fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
+
+                def write(y):
+                    nonlocal clipped
+                    if y.shape[1] == 0:
+                        return
+                    block = np.ascontiguousarray(y[:, :, 0].T)
+                    if fixed:
+                        clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+                    dst.write(block)
+
+                while True:
+                    x = src.read(block_size, dtype="float64", always_2d=True)
+                    if x.shape[0] == 0:
+                        break
+                    ctrl = control.read(x.shape[0], dtype="float64", always_2d=True) if control is not None else None
+                    write(stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done)))
+                    done += x.shape[0]
+                    meter.update(done / rate)
+                write(stream.finish())
+            os.replace(tmp, out)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        finally:
+            if control is not None:
+                control.close()
+        meter.update(done / rate, final=True)
+    return {"frames": frames, "channels": channels, "sample_rate": rate, "seconds": frames / rate,
+            "elapsed": time.perf_counter() - started, "clipped": clipped, "plan": stream.plan.description,
+            "subtype": subtype}
+
+
+def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np.ndarray:
+    """(frames, channels) audio → (channels, frames, inputs) with conditioning."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise AudioError(f"input holds a NaN/Inf sample at frame {offset + int(where[0])}, channel {int(where[1])}")
+    n, channels = x.shape
+    inp = np.empty((channels, n, model.network.input_size), dtype=dtype)
+    inp[:, :, 0] = x.T
+    if ctrl is not None:
+        if not np.all(np.isfinite(ctrl)):
+            raise AudioError(f"control file holds NaN/Inf values near frame {offset}")
+        inp[:, :, 1:] = ctrl[None, :, :]
+    elif consts is not None:
+        for i, value in enumerate(consts, start=1):
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.ndim != 0 or not np.isfinite(arr):
+                raise ArgumentError(f"conditioning value for {model.conditioning_names[i - 1]!r} must be one finite "
+                                    f"number when rendering (use a control file for signals), not {value!r}")
+            inp[:, :, i] = float(arr)
+    return inp
+
+
+__all__ = ["render", "Progress", "NbrnnError"]

@@ -1,0 +1,157 @@
+"""Rendering files: equals Model.process, streams, keeps inputs and existing files, leaves no partial output."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import nbrnn
+from conftest import GOLDEN
+from nbrnn.render import render
+
+MODEL = GOLDEN / "agm_lstm_l1_i1_h8_skip1.json"
+COND_MODEL = GOLDEN / "agm_gru_l1_i2_h7_skip1.json"
+
+
+def _signal(n, channels, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    return (0.5 * np.sin(t * (0.01 + 0.013 * np.arange(channels))) + 0.05 * rng.standard_normal((n, channels)))
+
+
+@pytest.mark.parametrize("channels,rate,subtype", [(1, 44100, "PCM_16"), (2, 48000, "FLOAT"), (2, 96000, "PCM_24"),
+                                                   (6, 22050, "DOUBLE")])
+def test_render_equals_process(tmp_path, channels, rate, subtype):
+    x = _signal(3001, channels)
+    src = tmp_path / "in.wav"
+    sf.write(src, x, rate, subtype=subtype)
+    x_read, _ = sf.read(src, always_2d=True)
+    model = nbrnn.load(MODEL)
+    out = tmp_path / "out.wav"
+    info = render(src, out, model, method="lagrange", block_size=512, progress=False)
+    y, out_rate = sf.read(out, always_2d=True, dtype="float32")
+    assert out_rate == rate and y.shape == x.shape and sf.info(out).subtype == "FLOAT"
+    assert info["frames"] == 3001 and info["channels"] == channels
+    expected = model.process(x_read, rate, method="lagrange", dtype="float32")
+    assert np.array_equal(y, expected)
+
+
+@pytest.mark.parametrize("method", ["resample", "oversample", "allpass"])
+def test_render_whole_signal_methods_equal_process(tmp_path, method):
+    rate = 96000 if method != "oversample" else 32000
+    x = _signal(4000, 2, 3)
+    src = tmp_path / "in.wav"
+    sf.write(src, x, rate, subtype="DOUBLE")
+    model = nbrnn.load(MODEL)
+    render(src, tmp_path / "out.wav", model, method=method, block_size=333, progress=False, dtype="float64",
+           subtype="DOUBLE")
+    y, _ = sf.read(tmp_path / "out.wav", always_2d=True)
+    np.testing.assert_allclose(y, model.process(x, rate, method=method), rtol=0, atol=1e-12)
+
+
+def test_fixed_point_output_counts_clipping(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, np.full(100, 0.99), 44100, subtype="FLOAT")
+    gain = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[2.0]], [0.0]),)))
+    info = render(src, tmp_path / "o.wav", gain, subtype="PCM_16", progress=False)
+    assert info["subtype"] == "PCM_16" and info["clipped"] == 100
+    assert render(src, tmp_path / "f.wav", gain, progress=False)["clipped"] == 0  # float output keeps 1.98
+
+
+def test_overwrite_rules(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(500, 1), 44100)
+    model = nbrnn.load(MODEL)
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"keep me")
+    with pytest.raises(nbrnn.OutputError, match="exists.*overwrite"):
+        render(src, out, model, progress=False)
+    assert out.read_bytes() == b"keep me"
+    render(src, out, model, overwrite=True, progress=False)
+    assert sf.info(out).frames == 500
+    before = src.read_bytes()
+    with pytest.raises(nbrnn.OutputError, match="is the input"):
+        render(src, src, model, overwrite=True, progress=False)
+    with pytest.raises(nbrnn.OutputError, match="is the input"):
+        render(src, tmp_path / "." / "in.wav", model, overwrite=True, progress=False)
+    assert src.read_bytes() == before
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name != "in.wav")
+
+
+def test_failure_midway_leaves_no_file(tmp_path):
+    x = _signal(5000, 1)
+    x[4000] = np.nan
+    src = tmp_path / "in.wav"
+    sf.write(src, x, 44100, subtype="FLOAT")
+    with pytest.raises(nbrnn.AudioError, match="NaN/Inf sample at frame 4000"):
+        render(src, tmp_path / "out.wav", nbrnn.load(MODEL), block_size=1000, progress=False)
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupt_leaves_no_file(tmp_path, monkeypatch):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(5000, 1), 44100)
+    from nbrnn import engine
+
+    calls = {"n": 0}
+    original = engine.Stream.feed
+
+    def feed(self, inp):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, inp)
+
+    monkeypatch.setattr(engine.Stream, "feed", feed)
+    with pytest.raises(KeyboardInterrupt):
+        render(src, tmp_path / "out.wav", nbrnn.load(MODEL), block_size=1000, progress=False)
+    assert _leftovers(tmp_path) == []
+
+
+def test_conditioning_by_name_and_control_file(tmp_path):
+    model = nbrnn.load(COND_MODEL)
+    x = _signal(2000, 2)
+    src = tmp_path / "in.wav"
+    sf.write(src, x, 44100, subtype="DOUBLE")
+    render(src, tmp_path / "a.wav", model, cond={"cond1": 0.25}, dtype="float64", subtype="DOUBLE", progress=False)
+    y, _ = sf.read(tmp_path / "a.wav", always_2d=True)
+    assert np.array_equal(y, model.process(x, 44100, cond={"cond1": 0.25}))
+    lfo = 0.5 + 0.5 * np.sin(np.arange(2000) * 0.003)
+    sf.write(tmp_path / "ctrl.wav", lfo, 44100, subtype="DOUBLE")
+    render(src, tmp_path / "b.wav", model, control_path=tmp_path / "ctrl.wav", dtype="float64", subtype="DOUBLE",
+           block_size=300, progress=False)
+    y, _ = sf.read(tmp_path / "b.wav", always_2d=True)
+    assert np.array_equal(y, model.process(x, 44100, cond=[lfo]))
+    with pytest.raises(nbrnn.ArgumentError, match="conditioning input.*--cond cond1=0.5"):
+        render(src, tmp_path / "c.wav", model, progress=False)
+    assert not (tmp_path / "c.wav").exists()
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "nbrnn", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=dict(os.environ, PYTHONPATH=str(GOLDEN.parents[2])), timeout=300)
+
+
+def test_cli_render_info_and_errors(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(1000, 2), 48000)
+    res = _cli("render", src, tmp_path / "out.flac", "--model", MODEL, "--method", "allpass", "--subtype", "PCM_24")
+    assert res.returncode == 0, res.stderr
+    assert sf.info(tmp_path / "out.flac").channels == 2
+    res = _cli("render", src, tmp_path / "out.flac", "--model", MODEL)
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "exists" in res.stderr
+    res = _cli("render", src, tmp_path / "x.wav", "--model", tmp_path / "nope.json")
+    assert res.returncode == 1 and "does not exist" in res.stderr and "Traceback" not in res.stderr
+    res = _cli("render", src, tmp_path / "x.wav", "--model", MODEL, "--method", "linear", "--trained-rate", "96000")
+    assert res.returncode == 1 and "R = sample_rate/trained_rate >= 1" in res.stderr
+    res = _cli("info", MODEL)
+    assert res.returncode == 0 and "LSTM 1->8" in res.stdout and "44100 Hz (file)" in res.stdout
+    res = _cli("render", "--help")
+    assert res.returncode == 0 and "(default: lagrange)" in res.stdout and "(default: float32)" in res.stdout
+    assert not (tmp_path / "x.wav").exists()
