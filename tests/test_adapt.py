@@ -1,0 +1,202 @@
+"""Sample-rate adaptation: plan design (check numbers of docs/methods.md) and the adapted engine."""
+
+import gzip
+import re
+
+import numpy as np
+import pytest
+
+import nbrnn
+from conftest import GOLDEN
+from nbrnn.adapt import allpass_coefficient, lagrange_weights, make_plan
+
+R_UP = 48000 / 44100
+R_UP2 = 96000 / 44100
+R_DOWN = 44100 / 48000
+
+
+@pytest.mark.parametrize("ratio,expected", [
+    (R_UP, [0.845574, 0.246100, -0.117357, 0.025683]),
+    (R_UP2, [-0.044237, 0.883048, 0.189746, -0.028556]),
+    (R_DOWN, [1.155649, -0.260522, 0.135346, -0.030474]),
+])
+def test_cubic_lagrange_check_numbers(ratio, expected):
+    plan = make_plan(44100, 44100 * ratio, "lagrange", order=3)
+    np.testing.assert_allclose(plan.tap_weight, expected, atol=5e-7)
+    assert plan.tap_delay.tolist() == [1, 2, 3, 4]
+
+
+def test_allpass_check_numbers():
+    assert allpass_coefficient(R_UP - 1) == pytest.approx(0.837500, abs=5e-7)
+    assert allpass_coefficient(R_UP2 - 2) == pytest.approx(0.699422, abs=5e-7)
+    plan = make_plan(44100, 96000, "allpass")
+    assert plan.tap_delay.tolist() == [2] and plan.tap_weight[0] == pytest.approx(0.699422, abs=5e-7)
+
+
+def test_lagrange_weights_interpolate_polynomials_exactly():
+    for order in range(1, 8):
+        for delta in (-0.3, 0.0884, 1.5, order - 0.2):
+            w = lagrange_weights(delta, order)
+            for p in range(order + 1):
+                assert np.dot(w, np.arange(order + 1) ** p) == pytest.approx(delta ** p, abs=1e-9)
+
+
+@pytest.mark.parametrize("ratio", [1, 2, 3, 5])
+def test_integer_ratio_all_delay_methods_equal_integer_delay(ratio):
+    base = make_plan(1, ratio, "integer")
+    for method, kw in [("linear", {}), ("lagrange", {"order": 3}), ("lagrange", {"order": 1}), ("allpass", {}),
+                       ("lagrange", {"order": 4, "placement": "centred"})]:
+        plan = make_plan(1, ratio, method, **kw)
+        # the same state is read: weight 1 on delay R, 0 elsewhere
+        weights = dict(zip(plan.tap_delay.tolist(), plan.tap_weight.tolist()))
+        assert weights.get(ratio) == pytest.approx(1.0, abs=1e-15), (method, kw)
+        assert sum(abs(v) for d, v in weights.items() if d != ratio) < 1e-14, (method, kw)
+    assert base.tap_delay.tolist() == [ratio]
+
+
+@pytest.mark.parametrize("name", ["agm_lstm_l3_i3_h5_skip1.json", "agm_gru_l2_i3_h6_skip0.json",
+                                  "agm_rnn_l2_i1_h5_skip1.json", "agm_lstm_l1_i1_h8_skip1.json",
+                                  "torch_gru5_rnn7_lstm4x3.json"])
+@pytest.mark.parametrize("ratio", [2, 3])
+@pytest.mark.parametrize("method", ["integer", "linear", "lagrange", "allpass"])
+def test_integer_ratio_fresh_state_is_bit_exact(name, ratio, method):
+    model = nbrnn.load(GOLDEN / name)
+    data = np.load(GOLDEN / name.replace(".json", ".npz"))
+    x = data["x"][:400]
+    cond = [x[:, i] for i in range(1, x.shape[1])] or None
+    y = model.process(x[:, 0], model.trained_rate, method="naive", cond=cond)
+    # the same samples at R times the rate: x'[R i] = x[i], anything in between
+    up = np.repeat(x, ratio, axis=0) * np.where(np.arange(len(x) * ratio) % ratio == 0, 1.0, 0.37)[:, None]
+    cond_up = [up[:, i] for i in range(1, up.shape[1])] or None
+    y_up = model.process(up[:, 0], model.trained_rate * ratio, method=method, cond=cond_up)
+    assert np.array_equal(y_up[::ratio], y)
+
+
+def _ref(path):
+    head = gzip.open(path, "rt").readline()
+    return head, np.loadtxt(path)
+
+
+def test_rtneural_sample_rate_correction_references(shared):
+    files = sorted((shared / "reference/rtneural-sr").glob("*.csv.gz"))
+    assert len(files) == 10
+    for path in files:
+        head, y = _ref(path)
+        cell = "lstm_1d" if "lstm" in path.name else "gru_1d"
+        model = nbrnn.load(shared / f"models/keras/rtneural_{cell}.json", trained_rate=48000)
+        fs = float(re.search(r" fs=(\d+)", head).group(1))
+        mode = re.search(r"mode=(\w+)", head).group(1)
+        method = {"LinInterp": "linear", "NoInterp": "integer", "None": "naive"}[mode]
+        x = np.sin(600 * np.arange(len(y)) / fs)
+        out = model.process(x, fs, method=method, output="delayed")
+        np.testing.assert_allclose(out, y, rtol=0, atol=1e-12, err_msg=path.name)
+
+
+def test_article_references(shared):
+    files = sorted((shared / "reference/article").glob("*.csv.gz"))
+    assert len(files) == 4
+    model = nbrnn.load(shared / "models/article/metal_face_lstm28_96k.json", trained_rate=96000)
+    for path in files:
+        head, y = _ref(path)
+        fs = float(re.search(r" fs=(\d+)", head).group(1))
+        x = np.sin(2 * np.pi * 100 * np.arange(len(y)) / fs)
+        method = "naive" if "uncorrected" in path.name else "linear"
+        out = model.process(x, fs, method=method, output="delayed")
+        np.testing.assert_allclose(out, y, rtol=0, atol=1e-12, err_msg=path.name)
+
+
+def test_delayed_output_lags_by_r_minus_one_at_integer_ratio():
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    x = np.sin(np.arange(300) * 0.1) * 0.5
+    y = model.process(x, 44100, method="naive")
+    up = np.repeat(x, 3)
+    y3 = model.process(up, 44100 * 3, method="integer", output="delayed")
+    np.testing.assert_array_equal(y3[2::3] - up[2::3], y - x)  # skip path adds the current input
+
+
+RATIOS = [0.25, 0.5, 0.9, 1, 1.0884, 1.5, 2, 2.1769, 3.7, 8, 16]
+ALL_METHODS = [("naive", {}), ("integer", {}), ("linear", {}), ("lagrange", {"order": 1}),
+               ("lagrange", {"order": 3}), ("lagrange", {"order": 5, "placement": "centred"}), ("allpass", {}),
+               ("fir", {"kernel": [0.5, 0.5]}), ("minimax", {"order": 3}), ("stn", {}), ("oversample", {}),
+               ("resample", {}), ("resample", {"resampler": "fft"})]
+
+
+def run_grid(model_path, n=600):
+    """Every method at every ratio: finite output or a clear refusal (an ArgumentError / UnstableError)."""
+    model = nbrnn.load(model_path)
+    outcomes = {}
+    for ratio in RATIOS:
+        # 1.0884 and 2.1769 stand for 48 and 96 kHz over 44.1 kHz: use the exact rates
+        rate = {1.0884: 48000.0 / 44100.0, 2.1769: 96000.0 / 44100.0}.get(ratio, ratio) * model.trained_rate
+        x = 0.4 * np.sin(2 * np.pi * 220 * np.arange(int(n * ratio)) / rate)
+        for method, kw in ALL_METHODS:
+            try:
+                y = model.process(x, rate, method=method, cond=[0.5] * len(model.conditioning_names), **kw)
+                assert y.shape == x.shape and np.all(np.isfinite(y))
+                outcomes[(ratio, method, str(kw))] = "ok"
+            except (nbrnn.ArgumentError, nbrnn.UnstableError) as exc:
+                assert str(exc)
+                outcomes[(ratio, method, str(kw))] = type(exc).__name__
+    return outcomes
+
+
+def test_every_method_every_ratio_finite_or_refused():
+    outcomes = run_grid(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    refused = {k for k, v in outcomes.items() if v != "ok"}
+    # below the trained rate only linear and allpass refuse; everything else must run
+    assert refused == {(r, m, "{}") for r in (0.25, 0.5, 0.9) for m in ("linear", "allpass")}
+
+
+def test_grid_with_numba_bounds_checking(tmp_path):
+    """The same grid in a fresh process with Numba's bounds checks on: no out-of-range read anywhere."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
+        "from test_adapt import run_grid\n"
+        "out = run_grid(%r, n=200)\n"
+        "print(sum(v == 'ok' for v in out.values()))\n"
+    ) % (str(GOLDEN.parents[2]), str(GOLDEN.parents[1]), str(GOLDEN / "agm_gru_l2_i3_h6_skip0.json"))
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NBRNN_NUMBA_CACHE="0", NUMBA_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert int(res.stdout.split()[-1]) == len(RATIOS) * len(ALL_METHODS) - 6  # 6 refusals below R = 1
+
+
+def test_refusals_say_what_to_use_instead():
+    with pytest.raises(nbrnn.ArgumentError, match="lagrange.*oversample.*resample"):
+        make_plan(48000, 44100, "linear")
+    with pytest.raises(nbrnn.ArgumentError, match="allpass.*>= 1"):
+        make_plan(48000, 44100, "allpass")
+    with pytest.raises(nbrnn.ArgumentError, match="order.*1 to 64.*0"):
+        make_plan(44100, 48000, "lagrange", order=0)
+    with pytest.raises(nbrnn.ArgumentError, match="method.*one of"):
+        make_plan(44100, 48000, "cubicspline")
+    with pytest.raises(nbrnn.ArgumentError, match="'order' applies"):
+        make_plan(44100, 48000, "allpass", order=3)
+    with pytest.raises(nbrnn.ArgumentError, match="kernel"):
+        make_plan(44100, 48000, "fir")
+    with pytest.raises(nbrnn.ArgumentError, match="sample_rate.*> 0"):
+        make_plan(44100, -48000, "naive")
+
+
+def test_cubic_alias_and_oversample_factor():
+    assert make_plan(44100, 48000, "cubic").tap_weight.size == 4
+    plan = make_plan(48000, 20000, "oversample")
+    assert plan.oversample == 3 and plan.ratio == pytest.approx(1.25)
+
+
+def test_resample_baseline_is_close_to_the_model_at_its_rate():
+    """Running at 2x through the resample baseline reproduces the plain model (band-limited input)."""
+    from scipy.signal import resample_poly
+
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    n = 4000
+    x = 0.4 * np.sin(2 * np.pi * 300 * np.arange(n) / 44100)
+    y = model.process(x, 44100, method="naive")
+    y2 = model.process(resample_poly(x, 2, 1), 88200, method="resample")
+    back = resample_poly(y2, 1, 2)
+    err = back[200:-200] - y[200:-200]
+    assert 10 * np.log10(np.sum(y[200:-200] ** 2) / np.sum(err ** 2)) > 40
