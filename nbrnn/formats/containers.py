@@ -1,0 +1,239 @@
+"""``.npz`` and ``.safetensors`` containers, with a small metadata convention, and export to them.
+
+Two layouts are read:
+
+* **nbrnn layout** (what :func:`export` writes): arrays ``layers.{i}.{field}``
+  (dense: ``weight``, ``bias``; recurrent: ``weight_ih``, ``weight_hh``,
+  ``bias_ih``, ``bias_hh``, ``h0``, ``c0``, PyTorch gate order) and string
+  metadata ``nbrnn.layers`` (JSON list of ``{"type": "dense"|"lstm"|"gru"|
+  "rnn_tanh"|"rnn_relu", "activation": ...}``), ``nbrnn.skip``,
+  ``nbrnn.trained_rate``, ``nbrnn.rate_source``, ``nbrnn.input_names`` (JSON list).
+* **PyTorch names** (``rec.weight_ih_l0``, ``lin.weight`` ...) with optional
+  metadata ``skip``, ``trained_rate`` (or ``sample_rate``), ``input_names``,
+  ``rnn_nonlinearity``: modules run in the order their names appear.
+
+In an ``.npz`` the metadata is one 0-d string array ``__metadata__`` holding a JSON
+object of strings; arrays are read with ``allow_pickle=False``, so nothing is executed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ..errors import ArgumentError, ModelFormatError, OutputError
+from ..network import Dense, Network, Recurrent
+from ._common import MAX_FILE_BYTES, tensor
+
+NPZ, SAFETENSORS = "npz", "safetensors"
+LAYOUT_VERSION = "1"
+#: Largest total uncompressed size an .npz may declare (a guard against decompression bombs).
+MAX_NPZ_BYTES = MAX_FILE_BYTES
+
+
+def _read_npz(source: str, data: bytes):
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+            if total > MAX_NPZ_BYTES:
+                raise ModelFormatError(f"'{source}': the archive unpacks to {total} bytes, over the limit "
+                                       f"{MAX_NPZ_BYTES}")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # a hostile archive can make zipfile / numpy raise almost anything
+        raise ModelFormatError(f"'{source}' is not a readable .npz archive of plain arrays: "
+                               f"{type(exc).__name__}: {exc}") from None
+    meta = {}
+    if "__metadata__" in arrays:
+        raw = arrays.pop("__metadata__")
+        if raw.dtype.kind != "U" or raw.ndim != 0:
+            raise ModelFormatError(f"'{source}': '__metadata__' must be a 0-d string array holding JSON")
+        try:
+            meta = json.loads(str(raw))
+        except (ValueError, RecursionError):
+            raise ModelFormatError(f"'{source}': '__metadata__' is not valid JSON") from None
+        if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+            raise ModelFormatError(f"'{source}': '__metadata__' must be a JSON object of strings")
+    return arrays, meta
+
+
+def read(source: str, data: bytes) -> Network:
+    """Read an .npz or .safetensors model (either layout)."""
+    if data[:4] == b"PK\x03\x04":
+        arrays, meta = _read_npz(source, data)
+        fmt = NPZ
+    else:
+        from .safetensors import read_safetensors
+
+        arrays, meta = read_safetensors(source, data=data)
+        fmt = SAFETENSORS
+    if "nbrnn.layers" in meta:
+        return _from_nbrnn_layout(arrays, meta, source, fmt)
+    from ._common import rate_value
+    from .torch_json import network_from_tensors
+
+    skip = _int_meta(meta, "skip", source, 0)
+    rate = None
+    for key in ("trained_rate", "sample_rate"):
+        if key in meta:
+            rate = rate_value(meta[key], key, source)
+            break
+    nonlin = meta.get("rnn_nonlinearity", "tanh")
+    if nonlin not in ("tanh", "relu"):
+        raise ModelFormatError(f"'{source}': metadata 'rnn_nonlinearity' must be 'tanh' or 'relu', not {nonlin!r}")
+    order = None
+    if "module_order" in meta:
+        try:
+            order = json.loads(meta["module_order"])
+        except (ValueError, RecursionError):
+            order = None
+        if not isinstance(order, list) or not all(isinstance(p, str) for p in order):
+            raise ModelFormatError(f"'{source}': metadata 'module_order' must be a JSON list of name prefixes")
+    # safetensors sorts its tensors, so only an .npz keeps the state_dict's order
+    net = network_from_tensors(arrays, source, fmt, skip=skip, rnn_nonlinearity=nonlin, module_order=order,
+                               ordered=fmt == NPZ)
+    names = _names_meta(meta, source)
+    import dataclasses
+
+    return dataclasses.replace(net, trained_rate=rate if rate else net.trained_rate,
+                               rate_source="file" if rate else net.rate_source, input_names=names or ())
+
+
+def _int_meta(meta, key, source, default):
+    if key not in meta:
+        return default
+    try:
+        value = int(meta[key])
+    except ValueError:
+        raise ModelFormatError(f"'{source}': metadata '{key}' must be a whole number, not {meta[key]!r}") from None
+    if value < 0:
+        raise ModelFormatError(f"'{source}': metadata '{key}' must be >= 0, not {value}")
+    return value
+
+
+def _names_meta(meta, source):
+    for key in ("nbrnn.input_names", "input_names"):
+        if key in meta:
+            try:
+                names = json.loads(meta[key])
+            except (ValueError, RecursionError):
+                raise ModelFormatError(f"'{source}': metadata '{key}' must be a JSON list of names") from None
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ModelFormatError(f"'{source}': metadata '{key}' must be a JSON list of names")
+            return tuple(names)
+    return None
+
+
+def _from_nbrnn_layout(arrays, meta, source, fmt) -> Network:
+    from ._common import rate_value
+
+    try:
+        specs = json.loads(meta["nbrnn.layers"])
+    except (ValueError, RecursionError):
+        raise ModelFormatError(f"'{source}': metadata 'nbrnn.layers' is not valid JSON") from None
+    if not isinstance(specs, list) or not specs or len(specs) > 1024:
+        raise ModelFormatError(f"'{source}': metadata 'nbrnn.layers' must be a non-empty JSON list of layers")
+    layers = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise ModelFormatError(f"'{source}': nbrnn.layers[{i}] must be an object with a 'type'")
+
+        def arr(field, ndim, optional=False):
+            key = f"layers.{i}.{field}"
+            if key not in arrays:
+                if optional:
+                    return None
+                raise ModelFormatError(f"'{source}': missing array '{key}' for layer {i} ({spec['type']})")
+            return tensor(np.asarray(arrays[key], dtype=np.float64) if arrays[key].dtype.kind in "fiu"
+                          else arrays[key], key, ndim, source)
+
+        if spec["type"] == "dense":
+            layers.append(Dense(arr("weight", 2), arr("bias", 1), spec.get("activation", "linear")))
+        else:
+            layers.append(Recurrent(spec["type"], arr("weight_ih", 2), arr("weight_hh", 2), arr("bias_ih", 1),
+                                    arr("bias_hh", 1), h0=arr("h0", 1, True), c0=arr("c0", 1, True)))
+    rate_src = meta.get("nbrnn.rate_source", "file")
+    if rate_src not in ("file", "format default", "caller"):
+        rate_src = "file"
+    kwargs = {}
+    if "nbrnn.trained_rate" in meta:
+        kwargs = dict(trained_rate=rate_value(meta["nbrnn.trained_rate"], "nbrnn.trained_rate", source),
+                      rate_source=rate_src)
+    extra = {}
+    if "nbrnn.prewarm_seconds" in meta:
+        try:
+            extra["prewarm_seconds"] = float(meta["nbrnn.prewarm_seconds"])
+        except ValueError:
+            raise ModelFormatError(f"'{source}': metadata 'nbrnn.prewarm_seconds' must be a number") from None
+    return Network(tuple(layers), skip=_int_meta(meta, "nbrnn.skip", source, 0), input_names=_names_meta(meta, source)
+                   or (), format=fmt, source=source, metadata=extra, **kwargs)
+
+
+def to_arrays(network: Network) -> tuple:
+    """The nbrnn layout of ``network``: (arrays, metadata)."""
+    arrays, specs = {}, []
+    for i, layer in enumerate(network.layers):
+        if isinstance(layer, Dense):
+            specs.append({"type": "dense", "activation": layer.activation})
+            fields = {"weight": layer.weight, "bias": layer.bias}
+        else:
+            specs.append({"type": layer.cell})
+            fields = {"weight_ih": layer.weight_ih, "weight_hh": layer.weight_hh, "bias_ih": layer.bias_ih,
+                      "bias_hh": layer.bias_hh, "h0": layer.h0}
+            if layer.cell == "lstm":
+                fields["c0"] = layer.c0
+        for field, value in fields.items():
+            arrays[f"layers.{i}.{field}"] = np.ascontiguousarray(value, dtype=np.float64)
+    meta = {
+        "nbrnn.layout": LAYOUT_VERSION,
+        "nbrnn.layers": json.dumps(specs),
+        "nbrnn.skip": str(network.skip),
+        "nbrnn.trained_rate": repr(network.trained_rate),
+        "nbrnn.rate_source": network.rate_source,
+        "nbrnn.input_names": json.dumps(list(network.input_names)),
+        "nbrnn.source_format": network.format,
+    }
+    if "prewarm_seconds" in network.metadata:
+        meta["nbrnn.prewarm_seconds"] = repr(float(network.metadata["prewarm_seconds"]))
+    return arrays, meta
+
+
+def export(network: Network, path, *, overwrite: bool = False) -> None:
+    """Save ``network`` as ``.npz`` or ``.safetensors`` (by the suffix), atomically.
+
+    Weights are stored in float64, so a reloaded model computes exactly what the
+    original did.
+    """
+    target = os.fspath(path)
+    suffix = os.path.splitext(target)[1].lower()
+    if suffix not in (".npz", ".safetensors"):
+        raise ArgumentError(f"Argument 'path' must end in .npz or .safetensors, not {suffix or 'no suffix'!r}")
+    if os.path.exists(target) and not overwrite:
+        raise OutputError(f"output '{target}' exists; pass overwrite=True (--overwrite) to replace it")
+    arrays, meta = to_arrays(network)
+    if suffix == ".safetensors":
+        from .safetensors import write_safetensors
+
+        write_safetensors(target, arrays, meta)
+        return
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder '{folder}' does not exist or is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=".nbrnn-", suffix=".npz.partial", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, __metadata__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
