@@ -28,6 +28,14 @@ def check_rate(value, name: str = "sample_rate") -> float:
     return value
 
 
+def _check_warmup(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
+        raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {value!r}")
+    return float(value)
+
+
 def check_activations(value) -> str:
     if value not in ACTIVATION_PATHS:
         raise ArgumentError(f"Argument 'activations' must be one of {', '.join(ACTIVATION_PATHS)}, not {value!r}")
@@ -147,12 +155,13 @@ class Model:
         self._warm(stream)
         return stream
 
-    def _warm(self, stream: Stream, cond=None) -> None:
-        if not self.warmup:
+    def _warm(self, stream: Stream, cond=None, seconds=None) -> None:
+        seconds = self.warmup if seconds is None else seconds
+        if not seconds:
             return
         plan = stream.plan
         model_rate = self.trained_rate if plan.resample else stream.sample_rate * plan.oversample
-        n = int(round(self.warmup * model_rate))
+        n = int(round(seconds * model_rate))
         inp = np.zeros((stream.channels, n, self.network.input_size), dtype=stream.dtype)
         if cond is not None and self.network.input_size > 1:
             inp[:, :, 1:] = cond[:, :1, 1:]
@@ -238,7 +247,8 @@ class Model:
         self._stream_key = None
 
     def process(self, x, sample_rate: float, *, method: str = "lagrange", reset: bool = True, cond=None,
-                dtype="float64", activations: str = "accurate", **options) -> np.ndarray:
+                dtype="float64", activations: str = "accurate", warmup: float | None = None,
+                **options) -> np.ndarray:
         """Run audio through the model at ``sample_rate``, adapting it from its trained rate.
 
         Parameters
@@ -261,6 +271,9 @@ class Model:
             ``'accurate'``: tanh / sigmoid to within a few ulp (matches PyTorch to float
             precision); ``'fast'``: branch-free approximations (error below float32
             resolution, not for float64 reference work).
+        warmup : float, optional
+            Seconds of silence run through the model after the reset, before ``x``
+            (settles the state; default: the model's own, 0 unless loaded with ``prewarm``).
         **options
             Method options: order, placement, kernel, bandwidth, output
             ('fresh' or 'delayed'), inner, inner_order, factor, resampler.
@@ -285,7 +298,7 @@ class Model:
                                   context=f"{os.path.basename(self.network.source) or 'model'} at {rate:g} Hz",
                                   activations=activations)
             self._stream_key = key
-            self._warm(self._stream, inp)
+            self._warm(self._stream, inp, _check_warmup(warmup))
         elif key != self._stream_key:
             raise ArgumentError(
                 "reset=False continues the previous call's stream, but the sample rate, method, dtype or channel "

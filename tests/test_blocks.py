@@ -46,3 +46,12 @@ def test_reset_false_rejects_a_changed_stream():
     model.process(np.zeros(10), 48000)
     with pytest.raises(nbrnn.ArgumentError, match="reset=True"):
         model.process(np.zeros(10), 96000, reset=False)
+
+
+def test_warmup_equals_processing_silence_first():
+    model = nbrnn.load(GOLDEN / "agm_gru_l3_i1_h4_skip0.json")
+    x = np.sin(np.arange(300) * 0.07) * 0.4
+    both = model.process(np.concatenate([np.zeros(4410), x]), 44100)
+    assert np.array_equal(model.process(x, 44100, warmup=0.1), both[4410:])
+    with pytest.raises(nbrnn.ArgumentError, match="warmup.*60 seconds"):
+        model.process(x, 44100, warmup=-1)
