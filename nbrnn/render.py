@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+from ._atomic import atomic_output
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError
 from .model import Model, check_rate
 
@@ -157,16 +157,13 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         stream = model.stream(rate, channels=channels, method=method, dtype=dtype, activations=activations,
                               **options)
         consts = model._cond_values(cond) if (names and control is None) else None
-        folder = os.path.dirname(out)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".partial", dir=folder)
-        os.close(fd)
         meter = Progress(frames / rate, enabled=progress)
         clipped = 0
         started = time.perf_counter()
         done = 0
         try:
-            with sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=channels, format=fmt,
-                              subtype=subtype) as dst:
+            with atomic_output(out) as tmp, sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=channels,
+                                                         format=fmt, subtype=subtype) as dst:
                 fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
 
                 def write(y):
@@ -187,13 +184,6 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                     done += x.shape[0]
                     meter.update(done / rate)
                 write(stream.finish())
-            os.replace(tmp, out)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
         finally:
             if control is not None:
                 control.close()

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from mutations import mutate, mutation_strategy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -229,33 +230,7 @@ def test_truncations_and_random_bytes(tmp_path):
             read_safetensors(_write(tmp_path, blob, "r.safetensors"))
 
 
-_mutation = st.one_of(
-    st.tuples(st.just("truncate"), st.floats(0, 1)),
-    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
-    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 16)),
-    st.tuples(st.just("set"), st.floats(0, 1), st.sampled_from(list(b"0123456789[]{}\",:- e"))),
-)
-
-
-def _mutate(data: bytes, mutations, header_bias: bool) -> bytes:
-    buf = bytearray(data)
-    n = int.from_bytes(data[:8], "little")
-    for mutation in mutations:
-        kind, where = mutation[0], mutation[1]
-        span = 8 + n if header_bias else len(buf)  # most interesting bytes are in the header
-        pos = min(int(where * span), max(len(buf) - 1, 0))
-        if kind == "truncate":
-            del buf[pos:]
-        elif kind == "flip" and buf:
-            buf[pos] ^= mutation[2]
-        elif kind == "insert":
-            buf[pos:pos] = mutation[2]
-        elif kind == "delete":
-            del buf[pos : pos + mutation[2]]
-        elif kind == "set" and buf:
-            buf[pos] = mutation[2]
-    return bytes(buf)
+_mutation = mutation_strategy(b"0123456789[]{}\",:- e")
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -267,7 +242,10 @@ def test_fuzzed_files(tmp_path_factory, mutations, header_bias):
         folder.mkdir(exist_ok=True)
         write_safetensors(valid, _arrays(), METADATA)
     path = folder / "f.safetensors"
-    path.write_bytes(_mutate(valid.read_bytes(), mutations, header_bias))
+    data = valid.read_bytes()
+    # most interesting bytes are in the header
+    span = 8 + int.from_bytes(data[:8], "little") if header_bias else None
+    path.write_bytes(mutate(data, mutations, span))
     start = time.perf_counter()
     try:
         result = read_safetensors(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mutations import mutate, mutation_strategy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -623,31 +624,7 @@ def _zip_pickle(original: bytes) -> bytes:
     return src.read(next(n for n in src.namelist() if n.endswith("/data.pkl")))
 
 
-_mutation = st.one_of(
-    st.tuples(st.just("truncate"), st.floats(0, 1)),
-    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
-    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 16)),
-    st.tuples(st.just("set"), st.floats(0, 1), st.sampled_from([0, 1, 0x7F, 0x80, 0xFF])),
-)
-
-
-def _mutate(data: bytes, mutations) -> bytes:
-    buf = bytearray(data)
-    for mutation in mutations:
-        kind, where = mutation[0], mutation[1]
-        pos = min(int(where * len(buf)), max(len(buf) - 1, 0))
-        if kind == "truncate":
-            del buf[pos:]
-        elif kind == "flip" and buf:
-            buf[pos] ^= mutation[2]
-        elif kind == "insert":
-            buf[pos:pos] = mutation[2]
-        elif kind == "delete":
-            del buf[pos : pos + mutation[2]]
-        elif kind == "set" and buf:
-            buf[pos] = mutation[2]
-    return bytes(buf)
+_mutation = mutation_strategy([0, 1, 0x7F, 0x80, 0xFF])
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -659,9 +636,9 @@ def _mutate(data: bytes, mutations) -> bytes:
 def test_fuzzed_checkpoints(tmp_path_factory, source, inner, mutations):
     original = (PICKLES / f"{source}.pt").read_bytes()
     if inner and original[:4] == b"PK\x03\x04":
-        data = _zip_with_new_pickle(original, _mutate(_zip_pickle(original), mutations))
+        data = _zip_with_new_pickle(original, mutate(_zip_pickle(original), mutations))
     else:
-        data = _mutate(original, mutations)
+        data = mutate(original, mutations)
     path = tmp_path_factory.getbasetemp() / "fuzz-torch.pt"
     path.write_bytes(data)
     start = time.perf_counter()

@@ -21,11 +21,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .._atomic import atomic_output
 from ..errors import ArgumentError, ModelFormatError, OutputError
 from ..network import Dense, Network, Recurrent
 from ._common import MAX_FILE_BYTES, tensor
@@ -226,14 +226,5 @@ def export(network: Network, path, *, overwrite: bool = False) -> None:
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise OutputError(f"output folder '{folder}' does not exist or is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=".nbrnn-", suffix=".npz.partial", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, __metadata__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(target) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, __metadata__=np.array(json.dumps(meta, sort_keys=True)), **arrays)

@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from .._atomic import atomic_output
 from ..errors import ArgumentError, ModelFormatError, OutputError
 from ._common import MAX_FILE_BYTES, read_bytes
 
@@ -348,32 +348,12 @@ def write_safetensors(path, arrays, metadata=None) -> None:
         document[name] = header[name]
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write '{target}': {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(len(text).to_bytes(8, "little"))
-            fh.write(text)
-            for name in order:
-                arr, dtype_name = prepared[name]
-                little = np.ascontiguousarray(arr, dtype=_DTYPES[dtype_name])
-                fh.write(little.tobytes(order="C"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            mode = os.stat(target).st_mode & 0o777
-        except OSError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write '{target}': {exc.strerror or exc}") from None
-        raise
+    with atomic_output(target) as tmp, open(tmp, "wb") as fh:
+        fh.write(len(text).to_bytes(8, "little"))
+        fh.write(text)
+        for name in order:
+            arr, dtype_name = prepared[name]
+            little = np.ascontiguousarray(arr, dtype=_DTYPES[dtype_name])
+            fh.write(little.tobytes(order="C"))
+        fh.flush()
+        os.fsync(fh.fileno())
