@@ -1,0 +1,128 @@
+"""A slow, plain NumPy implementation of the whole engine, for checking the kernels and for analysis.
+
+It follows ``docs/methods.md`` literally (one sample at a time, the history of
+states kept as a list, float64), shares no code with :mod:`nbrnn._kernels`, and
+so is an independent witness for the fast paths.  :func:`step` is also the map
+whose Jacobian :mod:`nbrnn.stability` linearises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .adapt import KIND_ALLPASS, KIND_STN, Plan
+from .network import Dense, Network, Recurrent
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def activation(name: str, v: np.ndarray) -> np.ndarray:
+    """The dense layers' activations, written from their textbook definitions."""
+    if name == "linear":
+        return v
+    if name == "tanh":
+        return np.tanh(v)
+    if name == "sigmoid":
+        return _sigmoid(v)
+    if name == "relu":
+        return np.maximum(v, 0.0)
+    if name == "elu":
+        return np.where(v < 0, np.expm1(np.minimum(v, 0.0)), v)
+    if name == "softmax":
+        e = np.exp(v - v.max())
+        return e / e.sum()
+    if name == "selu":
+        alpha, scale = 1.6732632423543772, 1.0507009873554805
+        return scale * np.where(v < 0, alpha * np.expm1(np.minimum(v, 0.0)), v)
+    if name == "softplus":
+        return np.logaddexp(0.0, v)
+    if name == "gelu":
+        return 0.5 * v * (1.0 + np.vectorize(math.erf)(v / math.sqrt(2.0)))
+    raise ValueError(name)
+
+
+def cell(layer: Recurrent, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """One step of a recurrent cell: fed-back state (h, or h then c) → fresh state."""
+    hid = layer.hidden_size
+    h = state[:hid]
+    if layer.cell == "lstm":
+        c = state[hid:]
+        z = layer.weight_ih @ x + layer.bias_ih + layer.weight_hh @ h + layer.bias_hh
+        i, f, g, o = (z[k * hid:(k + 1) * hid] for k in range(4))
+        c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        return np.concatenate([_sigmoid(o) * np.tanh(c_new), c_new])
+    if layer.cell == "gru":
+        gi = layer.weight_ih @ x + layer.bias_ih
+        gh = layer.weight_hh @ h + layer.bias_hh
+        r = _sigmoid(gi[:hid] + gh[:hid])
+        z = _sigmoid(gi[hid:2 * hid] + gh[hid:2 * hid])
+        n = np.tanh(gi[2 * hid:] + r * gh[2 * hid:])
+        return (1.0 - z) * n + z * h
+    pre = layer.weight_ih @ x + layer.bias_ih + layer.weight_hh @ h + layer.bias_hh
+    return np.tanh(pre) if layer.cell == "rnn_tanh" else np.maximum(pre, 0.0)
+
+
+def step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
+    """All layers for one sample from the fed-back states (fresh-state convention).
+
+    Returns the fresh states (one array per recurrent layer) and the network's output.
+    """
+    v = np.asarray(x, dtype=np.float64)
+    fresh = []
+    r = 0
+    for layer in network.layers:
+        if isinstance(layer, Dense):
+            v = activation(layer.activation, layer.weight @ v + layer.bias)
+        else:
+            s = cell(layer, v, fed_back[r])
+            fresh.append(s)
+            v = s[:layer.hidden_size]
+            r += 1
+    out = v.copy()
+    out[:network.skip] += np.asarray(x, dtype=np.float64)[:network.skip]
+    return fresh, out
+
+
+def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
+    """Process ``x`` (n, inputs) with a delay-line ``plan`` (any convention); returns (n, outputs).
+
+    Resampling plans (``oversample``, ``resample``) are wrappers around the
+    delay-line core and are not modelled here.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    layers = network.recurrent_layers
+    depth = max(int(plan.depth), 1)
+    # history[l][d-1] = state d samples old (as seen when computing the next sample)
+    history = [[layer.initial_state.copy() for _ in range(depth + 1)] for layer in layers]
+    feedback = [layer.initial_state.copy() for layer in layers]
+    out = np.empty((x.shape[0], network.output_size))
+    for n in range(x.shape[0]):
+        v = x[n]
+        r = 0
+        for layer in network.layers:
+            if isinstance(layer, Dense):
+                v = activation(layer.activation, layer.weight @ v + layer.bias)
+                continue
+            fb = feedback[r]
+            s = cell(layer, v, fb)
+            if plan.kind == KIND_STN:
+                s = fb + plan.tap_weight[0] * (s - fb)
+            history[r].insert(0, s)
+            history[r].pop()
+            if plan.kind == KIND_STN:
+                nxt = s
+            elif plan.kind == KIND_ALLPASS:
+                k, a = int(plan.tap_delay[0]), plan.tap_weight[0]
+                nxt = a * (history[r][k - 1] - fb) + history[r][k]
+            else:
+                nxt = sum(w * history[r][d - 1] for d, w in zip(plan.tap_delay, plan.tap_weight))
+            feedback[r] = nxt
+            v = (nxt if plan.delayed_output else s)[:layer.hidden_size]
+            r += 1
+        out[n] = v
+        out[n, :network.skip] += x[n, :network.skip]
+    return out
