@@ -1,0 +1,106 @@
+"""Will the adapted model ring or blow up? Linear stability of the interpolated feedback loop.
+
+Following ``docs/methods.md``: find the model's fixed point on silence, take the
+Jacobian J of one step (fed-back state → fresh state, all layers, fresh-state
+convention) there, and build the loop the delay-line plan closes around it:
+
+* FIR taps k_d on delays d = 1..D: the block companion matrix with first block
+  row [k_1·J, …, k_D·J] and an identity shift below;
+* allpass: the states s_n … s_{n−K} and the allpass state v_n, with
+  v_{n+1} = a·(s_{n+1−K} − v_n) + s_{n−K} and s_{n+1} = J·v_{n+1};
+* state-trajectory rescale: (1 − g)·I + g·J.
+
+The loop is locally stable when every eigenvalue has magnitude below one; the
+spectral radius says by how much.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import reference
+from .adapt import KIND_ALLPASS, KIND_STN
+from .model import Model
+
+
+def fixed_point(model: Model, cond=None, seconds: float = 0.25) -> np.ndarray:
+    """The state the plain model settles to on silence (all recurrent layers, concatenated)."""
+    n = max(1000, int(seconds * model.trained_rate))
+    stream = model.stream(model.trained_rate, method="naive")
+    inp = model.inputs(np.zeros(n), cond)
+    stream.feed(inp)
+    return stream.state[0].astype(np.float64)
+
+
+def _split(network, flat):
+    out, pos = [], 0
+    for layer in network.recurrent_layers:
+        out.append(flat[pos:pos + layer.state_size])
+        pos += layer.state_size
+    return out
+
+
+def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> np.ndarray:
+    """d(fresh state)/d(fed-back state) of one step with silent audio, by central differences."""
+    net = model.network
+    x = np.zeros(net.input_size)
+    if net.input_size > 1:
+        x[1:] = model.inputs(np.zeros(1), cond)[0, 0, 1:]
+    size = state.size
+    jac = np.empty((size, size))
+    for j in range(size):
+        plus, minus = state.copy(), state.copy()
+        plus[j] += eps
+        minus[j] -= eps
+        f_plus = np.concatenate(reference.step(net, x, _split(net, plus))[0])
+        f_minus = np.concatenate(reference.step(net, x, _split(net, minus))[0])
+        jac[:, j] = (f_plus - f_minus) / (2 * eps)
+    return jac
+
+
+def loop_matrix(jac: np.ndarray, plan) -> np.ndarray:
+    """The linearised closed loop of ``plan`` around a step with Jacobian ``jac``."""
+    s = jac.shape[0]
+    if plan.kind == KIND_STN:
+        g = float(plan.tap_weight[0])
+        return (1.0 - g) * np.eye(s) + g * jac
+    if plan.kind == KIND_ALLPASS:
+        k, a = int(plan.tap_delay[0]), float(plan.tap_weight[0])
+        # z_n = [s_n, s_{n-1}, ..., s_{n-K}, v_n]
+        blocks = k + 2
+        m = np.zeros((blocks * s, blocks * s))
+        v_row = np.zeros((s, blocks * s))
+        v_row[:, (k - 1) * s:k * s] += a * np.eye(s)       # a * s_{n+1-K}
+        v_row[:, k * s:(k + 1) * s] += np.eye(s)           # + s_{n-K}
+        v_row[:, (k + 1) * s:] -= a * np.eye(s)            # - a * v_n
+        m[:s] = jac @ v_row                                # s_{n+1} = J v_{n+1}
+        m[s:(k + 1) * s, :k * s] = np.eye(k * s)           # shift the history
+        m[(k + 1) * s:] = v_row
+        return m
+    depth = int(plan.depth)
+    weights = np.zeros(depth)
+    for d, w in zip(plan.tap_delay, plan.tap_weight):
+        weights[int(d) - 1] += w
+    m = np.zeros((depth * s, depth * s))
+    for d in range(depth):
+        m[:s, d * s:(d + 1) * s] = weights[d] * jac
+    m[s:, :-s] = np.eye((depth - 1) * s)
+    return m
+
+
+def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", *, cond=None, **options) -> float:
+    """Largest |eigenvalue| of the adapted loop at the fixed point on silence (< 1: locally stable).
+
+    Parameters
+    ----------
+    model : Model
+    sample_rate : float
+        The run rate; for ``oversample`` plans the loop runs at the oversampled rate.
+    method, **options
+        As for :meth:`Model.process`.
+    cond : optional
+        Conditioning values (constants) for conditioned models.
+    """
+    plan = model.plan(sample_rate, method, **options)
+    jac = jacobian(model, fixed_point(model, cond), cond)
+    return float(np.max(np.abs(np.linalg.eigvals(loop_matrix(jac, plan)))))
