@@ -2,32 +2,52 @@
 
 All kernels live in this one module (kernels that call each other must, for the
 on-disk cache to work) and take every piece of state as an argument: nothing is
-read from module globals, nothing is allocated per sample.  The caller
-(:mod:`nbrnn.engine`) packs a :class:`~nbrnn.network.Network` into
+read from module globals but integer codes, nothing is allocated.  Two families:
 
-``table`` (int64, one row per layer)::
+**Recurrent stacks** run the common shape fast: recurrent layers (LSTM, GRU,
+Elman) one after the other and one linear dense head (an identity head when the
+network has none), plus the skip connection.  :func:`nbrnn.engine.pack_stack`
+lays such a network out (:class:`nbrnn.engine.StackLayout`): transposed weights
+grouped eight rows at a time, gate blocks padded to whole vectors, the LSTM's
+i, f, o rows and the GRU's r, z rows pre-scaled by 1/2 (exact) so that one tanh
+serves every gate (sigmoid(x) = tanh(x/2)/2 + 1/2).  The engine calls one entry
+per layer and block (``lstm_direct``, ``gru_filtered_channels``, ...; see the
+comment above them for the arguments).
 
-    0 kind (0 dense, 1 lstm, 2 gru, 3 rnn-tanh, 4 rnn-relu)
-    1 inputs   2 outputs (H for a recurrent layer)
-    3 offset of W_ih^T (inputs x G*H) or of the dense W^T (inputs x outputs)
-    4 offset of W_hh^T (H x G*H), recurrent only
-    5 offset of the bias (dense: b; LSTM/RNN: b_ih + b_hh; GRU: b_ih)
-    6 offset of the GRU's b_hh (-1 otherwise)
-    7 dense activation code
-    8 offset of the layer's state block in ``ring`` (depth x S) and ``feedback`` (S)
-    9 S, the fed-back state size (2H for an LSTM: h then c)
+**Any network** (:func:`run_network`, :func:`run_channels`) is the table-driven
+fallback for everything else (dense layers in front or between, dense
+activations, softmax ...); see its docstring for its ``table``.
 
-and ``params`` (the weights, all in one float array of the run's dtype).
+Delay-line plans (see :mod:`nbrnn.adapt`).  A ring keeps the past states of each
+recurrent layer, one row per sample; for every sample the cell reads ŝ_n and
+writes s_n into row ``pos``.  The stack kernels know five modes:
 
-The delay-line plan (see :mod:`nbrnn.adapt`) is ``kind`` (0 FIR taps, 1 allpass,
-2 state-trajectory rescale), ``tap_delay`` / ``tap_weight`` and the ring depth.
-For every recurrent layer ``feedback`` holds the state the *next* sample feeds
-back (ŝ_{n+1}); it is computed right after s_n is written into the ring, which
-lets one code path serve both output conventions: the fresh state s_n or the
-delayed one ŝ_{n+1} goes to the next layer.
+- ``UNIT``: one tap of weight 1 and delay d (naive, integer delay, and every
+  interpolator at an integer ratio): the cell reads row pos − d directly, the ring
+  has d + 1 rows, nothing is copied or combined.
+- ``CHAIN``: up to four taps on delays 1, 2, ... (every interpolator below twice
+  the trained rate): ŝ_{n+1} in transposed form from s_n and three partial sums.
+- ``FIR``: any other taps, ŝ_{n+1} = Σ w_t·s_{n+1−d_t} from the ring's rows.
+- ``ALLPASS``: ŝ_{n+1} = a·(s_{n+1−K} − ŝ_n) + s_{n−K}.
+- ``STN``: the state-trajectory rescale s_n = s_{n−1} + g·(F(x_n, s_{n−1}) − s_{n−1}).
 
-``consts`` holds the literals in the run's dtype ([0, 1, 0.5, selu alpha,
-selu scale, sqrt(1/2)]) so float32 arithmetic never meets a float64 literal.
+``delayed`` passes ŝ_{n+1} instead of the fresh s_n to the next layer and the
+head (the article's / RTNeural's convention).
+
+``consts`` holds every literal in the run's dtype (float32 arithmetic must never
+meet a float64 literal): [0, 1, 0.5, selu alpha, selu scale, sqrt(1/2)], then
+the accurate tanh's constants (``ACC``, 19 values) and the fast tanh's
+(``FAST``, 10 values); :func:`constants` builds it.
+
+Activations.  The accurate tanh is tanh(x) = e/(e + 2) with e = expm1(2|x|),
+expm1 by Cody–Waite range reduction (2|x| = k·ln2 + r, |r| ≤ ln2/2) and a Taylor
+polynomial of degree 13 (float64) or 7 (float32): within 3 ulp of the true
+value and branch-free, so loops over it vectorise where libm's tanh is a scalar
+call (≈ 9 ns each).  The fast tanh is a rational x·P(x²)/Q(x²) of degree 4/4
+after clamping |x| ≤ 9, relative error 2.2e-8 in exact arithmetic (fitted for
+this project by iteratively reweighted least squares on [0, 9]); evaluated in
+float32 it stays within 3.3e-7 of tanh.  The stack kernels take the constants
+as a tuple whose length (19 or 10) selects the path at compile time.
 """
 
 import math
@@ -35,19 +55,523 @@ import os
 
 import numba
 import numpy as np
-from numba import prange
+from numba import literally, prange
+from numba.extending import overload
 
 _CACHE = os.environ.get("NBRNN_NUMBA_CACHE", "1") not in ("0", "false", "no", "off")
 _JIT = dict(cache=_CACHE, fastmath=True, error_model="numpy", nogil=True)
+# The stack kernels forbid reassociation: every sum is evaluated in the order written,
+# so the arithmetic is identical whatever the plan, block split or vectorisation
+# (bit-exact block invariance and integer-ratio identities).  Nothing there needs it:
+# the inner loops are element-wise, and no reduction is left to the vectoriser.
+_FLAGS = {"nsz", "contract"}
+_JIT_STACK = dict(cache=_CACHE, fastmath=_FLAGS, error_model="numpy", nogil=True)
+_JIT_ACT = dict(fastmath=_FLAGS, error_model="numpy")
 
 DENSE, LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3, 4
 PLAN_FIR, PLAN_ALLPASS, PLAN_STN = 0, 1, 2
+MODE_UNIT, MODE_FIR, MODE_ALLPASS, MODE_STN, MODE_CHAIN = 0, 1, 2, 3, 4
 ACT_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "elu": 4, "softmax": 5, "selu": 6,
              "softplus": 7, "gelu": 8}
+
+#: Positions in ``consts`` of the two tanh constant sets.
+ACC = 6
+FAST = ACC + 19
+N_CONSTS = FAST + 10
+
+# Rational tanh: x·(1 + p1 u + .. + p4 u^4)/(1 + q1 u + .. + q4 u^4), u = x², on |x| <= 9.
+_FAST_P = (0.1338397434855045, 0.003498988986743446, 2.06611441960989e-05, 1.3419656184905446e-08)
+_FAST_Q = (0.46717295830909905, 0.025890179544005666, 0.0003291026695396523, 7.804661825432891e-07)
+FAST_CLAMP = 9.0
+
+
+def constants(dtype) -> np.ndarray:
+    """The ``consts`` array of every kernel, in ``dtype``."""
+    dt = np.dtype(dtype)
+    head = [0.0, 1.0, 0.5, 1.6732632423543772, 1.0507009873554805, math.sqrt(0.5)]
+    if dt == np.float64:
+        # ln2 split so that k·ln2_hi is exact for every k the clamp allows (k <= 58)
+        ln2_hi, ln2_lo = 0.6931471803691238, 1.9082149292705877e-10
+        clamp, degree = 20.0, 13  # tanh(20) rounds to 1
+    else:
+        ln2_hi = 0.693145751953125
+        ln2_lo = float(np.float32(math.log(2.0) - ln2_hi))
+        clamp, degree = 9.1, 7  # tanh(9.1) rounds to 1 in float32
+    taylor = [1.0 / math.factorial(n) if n <= degree else 0.0 for n in range(2, 14)]
+    acc = [clamp, 1.0 / math.log(2.0), ln2_hi, ln2_lo] + taylor + [0.5, 1.0, 2.0]
+    fast = [FAST_CLAMP, 1.0, *_FAST_P, *_FAST_Q]
+    values = np.array(head + acc + fast, dtype=dt)
+    assert values.size == N_CONSTS
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Activations
+
+
+def tanh_accurate(x, k):
+    """tanh to within 3 ulp, branch-free; ``k`` = the 19 ``ACC`` constants as a tuple (kernels only)."""
+    raise NotImplementedError("call from a jitted function")
+
+
+@overload(tanh_accurate, jit_options=_JIT_ACT)
+def _tanh_accurate_impl(x, k):
+    # No reassociation and no approximate division (_FLAGS): the two-part ln2 and the
+    # final quotient must be evaluated exactly as written.
+    if x == numba.types.float64:
+        def impl(x, k):
+            a = abs(x)
+            if a > k[0]:
+                a = k[0]
+            t = a + a
+            kf = np.floor(t * k[1] + k[16])
+            r = t - kf * k[2]
+            r = r - kf * k[3]
+            r2 = r * r
+            r4 = r2 * r2
+            # expm1(r) = r + r²·(c2 + c3 r + ... + c13 r^11), Estrin's scheme for a short dependency chain
+            q0 = (k[4] + r * k[5]) + r2 * (k[6] + r * k[7])
+            q1 = (k[8] + r * k[9]) + r2 * (k[10] + r * k[11])
+            q2 = (k[12] + r * k[13]) + r2 * (k[14] + r * k[15])
+            p = r + r2 * (q0 + r4 * (q1 + r4 * q2))
+            scale = np.int64((np.int64(kf) + 1023) << 52).view(np.float64)  # 2^k
+            e = scale * p + (scale - k[17])  # expm1(t) = 2^k·expm1(r) + 2^k − 1
+            return math.copysign(e / (e + k[18]), x)
+        return impl
+    if x == numba.types.float32:
+        def impl(x, k):
+            a = abs(x)
+            if a > k[0]:
+                a = k[0]
+            t = a + a
+            kf = np.floor(t * k[1] + k[16])
+            r = t - kf * k[2]
+            r = r - kf * k[3]
+            r2 = r * r
+            p = r + r2 * ((k[4] + r * k[5]) + r2 * ((k[6] + r * k[7]) + r2 * (k[8] + r * k[9])))
+            scale = np.int32((np.int32(kf) + 127) << 23).view(np.float32)
+            e = scale * p + (scale - k[17])
+            return math.copysign(e / (e + k[18]), x)
+        return impl
+    return None
+
+
+@numba.njit(**_JIT_ACT)
+def tanh_fast(x, k):
+    """Rational tanh after clamping (``k`` = the 10 ``FAST`` constants as a tuple); NaN stays NaN."""
+    a = x
+    if a > k[0]:
+        a = k[0]
+    if a < -k[0]:
+        a = -k[0]
+    u = a * a
+    num = k[1] + u * (k[2] + u * (k[3] + u * (k[4] + u * k[5])))
+    den = k[1] + u * (k[6] + u * (k[7] + u * (k[8] + u * k[9])))
+    return a * num / den
+
+
+def act_tanh(x, k):
+    """tanh on the path that ``k`` selects: the 19 ``ACC`` constants (accurate) or the 10 ``FAST`` ones."""
+    raise NotImplementedError("call from a jitted function")
+
+
+@overload(act_tanh, jit_options=_JIT_ACT)
+def _act_tanh_impl(x, k):
+    if isinstance(k, numba.types.UniTuple) and k.count == 19:
+        return lambda x, k: tanh_accurate(x, k)
+    if isinstance(k, numba.types.UniTuple) and k.count == 10:
+        return lambda x, k: tanh_fast(x, k)
+    return None
+
+
+@numba.njit(**_JIT_STACK)
+def _acc_consts(consts):
+    k = consts[ACC:ACC + 19]
+    return (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], k[14], k[15],
+            k[16], k[17], k[18])
+
+
+@numba.njit(**_JIT_STACK)
+def _fast_consts(consts):
+    k = consts[FAST:FAST + 10]
+    return (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9])
+
+
+@numba.njit(**_JIT_STACK)
+def tanh_many(x, out, consts, fast):
+    """``out[:] = tanh(x)`` on the chosen activation path (for tests and benchmarks)."""
+    ka = _acc_consts(consts)
+    kf = _fast_consts(consts)
+    if fast:
+        for i in range(x.shape[0]):
+            out[i] = tanh_fast(x[i], kf)
+    else:
+        for i in range(x.shape[0]):
+            out[i] = tanh_accurate(x[i], ka)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recurrent stacks
+#
+# The per-sample code is written out in one function on purpose: Numba's own inlining of a helper that
+# takes arrays costs a reference-count increment and decrement per array per call (atomic operations,
+# here per sample), and a helper left to LLVM is a call with dozens of arguments per sample.  Helpers
+# of scalars only are free.
+
+
+@numba.njit(inline="always", **_JIT_STACK)
+def _wrap(i, n):
+    if i < 0:
+        return i + n
+    if i >= n:
+        return i - n
+    return i
+
+
+@numba.njit(**_JIT_STACK)
+def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
+           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    """One recurrent layer over the rows of ``xin``; ``kind`` and ``filtered`` are compile-time constants.
+
+    The last layer writes the head's output (and the skip) to ``out``; the
+    others write the state they pass on to ``yseq``.  ``filtered`` selects the
+    plan code: False for ``UNIT`` (the direct delay), True for the others.  The gates
+    accumulate in ``zz[0]``; a GRU's recurrent product goes to ``zz[1]`` (its n block
+    is scaled by the reset gate).  Matrix rows are read eight at a time, grouped in
+    3-D arrays so that every inner-loop index is a loop counter or a literal (no
+    negative-index fix-up, which would turn the loads into gathers); eight rows per
+    pass keep the partial sums out of memory for seven of every eight multiply-adds.
+    """
+    literally(kind)
+    literally(filtered)
+    m = xin.shape[0]
+    hp = ring.shape[1] // 2 if kind == LSTM else ring.shape[1]
+    sp = ring.shape[1]
+    ring3 = ring.reshape((ring.shape[0], sp // 8, 8))
+    gp = w_hh.shape[2]
+    zr = 1 if kind == GRU else 0
+    x_one = w_ih.shape[0] == 1 and w_ih.shape[1] == 1
+    n_taps = taps_d.shape[0]
+    w0 = taps_w[0]
+    w1 = taps_w[1] if n_taps > 1 else zero
+    w2 = taps_w[2] if n_taps > 2 else zero
+    w3 = taps_w[3] if n_taps > 3 else zero
+    # CHAIN: up to four taps on delays 1, 2, .. (every interpolator below R = 2, and Lagrange below 3) in
+    # transposed form, ŝ_{n+1} = w0·s_n + A, A' = w1·s_n + B, B' = w2·s_n + C, C' = w3·s_n: no older row is
+    # read back (reading them cost 20 % at H = 16..40).  A, B, C live in rows rows+2 .. rows+4.
+    fused = filtered and mode == MODE_CHAIN
+    ra = rows + 2
+    rb = rows + 3
+    rc = rows + 4
+    pos = p0
+    # The feedback state alternates between rows `rows` and `rows + 1`: read one, write the other, so that
+    # no loop reads and writes the same row (which would keep the vectoriser out).
+    fcur = f0
+    for n in range(m):
+        fnew = 2 * rows + 1 - fcur
+        # ŝ_n, the state fed back at this sample
+        if filtered and mode != MODE_STN:
+            sr = fcur
+        else:
+            sr = _wrap(pos - d1, rows)
+
+        # input side of the gates
+        if x_one:
+            xv = xin[n, 0]
+            for q in range(gp):
+                zz[0, q] = bias_a[q] + w_ih[0, 0, q] * xv
+        else:
+            for q in range(gp):
+                zz[0, q] = bias_a[q]
+            if w_ih.shape[1] == 8:
+                for j in range(w_ih.shape[0]):
+                    b = 8 * j
+                    v0, v1, v2, v3 = xin[n, b], xin[n, b + 1], xin[n, b + 2], xin[n, b + 3]
+                    v4, v5, v6, v7 = xin[n, b + 4], xin[n, b + 5], xin[n, b + 6], xin[n, b + 7]
+                    for q in range(gp):
+                        zz[0, q] += (((w_ih[j, 0, q] * v0 + w_ih[j, 1, q] * v1)
+                                      + (w_ih[j, 2, q] * v2 + w_ih[j, 3, q] * v3))
+                                     + ((w_ih[j, 4, q] * v4 + w_ih[j, 5, q] * v5)
+                                        + (w_ih[j, 6, q] * v6 + w_ih[j, 7, q] * v7)))
+            else:
+                for j in range(w_ih.shape[0]):
+                    vj = xin[n, j]
+                    for q in range(gp):
+                        zz[0, q] += w_ih[j, 0, q] * vj
+
+        # recurrent side
+        if zr == 1:
+            for q in range(gp):
+                zz[1, q] = bias_b[q]
+        if w_hh.shape[1] == 8:
+            for j in range(w_hh.shape[0]):
+                b = 8 * j
+                v0, v1, v2, v3 = ring[sr, b], ring[sr, b + 1], ring[sr, b + 2], ring[sr, b + 3]
+                v4, v5, v6, v7 = ring[sr, b + 4], ring[sr, b + 5], ring[sr, b + 6], ring[sr, b + 7]
+                for q in range(gp):
+                    zz[zr, q] += (((w_hh[j, 0, q] * v0 + w_hh[j, 1, q] * v1)
+                                   + (w_hh[j, 2, q] * v2 + w_hh[j, 3, q] * v3))
+                                  + ((w_hh[j, 4, q] * v4 + w_hh[j, 5, q] * v5)
+                                     + (w_hh[j, 6, q] * v6 + w_hh[j, 7, q] * v7)))
+        else:
+            for j in range(w_hh.shape[0]):
+                vj = ring[sr, j]
+                for q in range(gp):
+                    zz[zr, q] += w_hh[j, 0, q] * vj
+
+        # the cell writes s_n into row pos
+        if kind == LSTM:
+            for q in range(4 * hp):
+                zz[0, q] = act_tanh(zz[0, q], k)
+            for j in range(hp):
+                c = ((half * zz[0, hp + j] + half) * ring[sr, hp + j]
+                     + (half * zz[0, j] + half) * zz[0, 2 * hp + j])
+                ring[pos, hp + j] = c
+                ring[pos, j] = (half * zz[0, 3 * hp + j] + half) * act_tanh(c, k)
+            if fused:
+                # one pass over h and c together: a row read and written at both j and Hp + j in one
+                # loop would keep the vectoriser out
+                for j in range(sp):
+                    v = ring[pos, j]
+                    ring[fnew, j] = w0 * v + ring[ra, j]
+                    ring[ra, j] = w1 * v + ring[rb, j]
+                    ring[rb, j] = w2 * v + ring[rc, j]
+                    ring[rc, j] = w3 * v
+        elif kind == GRU:
+            for q in range(2 * hp):
+                zz[0, q] = act_tanh(zz[0, q] + zz[1, q], k)
+            # n in its own pass: the loop that writes the state stays short, whichever the dtype
+            for j in range(hp):
+                zz[0, 2 * hp + j] = act_tanh(zz[0, 2 * hp + j] + (half * zz[0, j] + half) * zz[1, 2 * hp + j], k)
+            if fused:
+                for j in range(hp):
+                    a = zz[0, 2 * hp + j]
+                    h = a + (half * zz[0, hp + j] + half) * (ring[sr, j] - a)
+                    ring[pos, j] = h
+                    ring[fnew, j] = w0 * h + ring[ra, j]
+                    ring[ra, j] = w1 * h + ring[rb, j]
+                    ring[rb, j] = w2 * h + ring[rc, j]
+                    ring[rc, j] = w3 * h
+            else:
+                for j in range(hp):
+                    a = zz[0, 2 * hp + j]
+                    ring[pos, j] = a + (half * zz[0, hp + j] + half) * (ring[sr, j] - a)
+        else:
+            if relu:
+                for j in range(hp):
+                    v = zz[0, j]
+                    ring[pos, j] = zero if v < zero else v  # NaN stays NaN
+            else:
+                for j in range(hp):
+                    ring[pos, j] = act_tanh(zz[0, j], k)
+            if fused:
+                for j in range(hp):
+                    v = ring[pos, j]
+                    ring[fnew, j] = w0 * v + ring[ra, j]
+                    ring[ra, j] = w1 * v + ring[rb, j]
+                    ring[rb, j] = w2 * v + ring[rc, j]
+                    ring[rc, j] = w3 * v
+
+        # the plan: ŝ_{n+1} (FIR, allpass; CHAIN is done) or the rescaled state (STN)
+        if not filtered or fused:
+            pass
+        elif mode == MODE_FIR:
+            if n_taps == 4:
+                r0 = _wrap(pos - taps_d[0] + 1, rows)
+                r1 = _wrap(pos - taps_d[1] + 1, rows)
+                r2 = _wrap(pos - taps_d[2] + 1, rows)
+                r3 = _wrap(pos - taps_d[3] + 1, rows)
+                for j in range(sp):
+                    ring[fnew, j] = ((w0 * ring[r0, j] + w1 * ring[r1, j]) + w2 * ring[r2, j]) + w3 * ring[r3, j]
+            elif n_taps == 2:
+                r0 = _wrap(pos - taps_d[0] + 1, rows)
+                r1 = _wrap(pos - taps_d[1] + 1, rows)
+                for j in range(sp):
+                    ring[fnew, j] = w0 * ring[r0, j] + w1 * ring[r1, j]
+            else:
+                r0 = _wrap(pos - taps_d[0] + 1, rows)
+                for j in range(sp):
+                    ring[fnew, j] = w0 * ring[r0, j]
+                for t in range(1, n_taps):
+                    rt = _wrap(pos - taps_d[t] + 1, rows)
+                    wt = taps_w[t]
+                    for j in range(sp):
+                        ring[fnew, j] += wt * ring[rt, j]
+        elif mode == MODE_ALLPASS:
+            near = _wrap(pos - d1 + 1, rows)
+            far = _wrap(near - 1, rows)
+            for j in range(sp):
+                ring[fnew, j] = w0 * (ring[near, j] - ring[fcur, j]) + ring[far, j]
+        elif mode == MODE_STN:
+            for j in range(sp):
+                ring[pos, j] = ring[sr, j] + w0 * (ring[pos, j] - ring[sr, j])
+
+        # the state passed on: fresh s_n, or ŝ_{n+1}
+        if not delayed:
+            orow = pos
+        elif filtered and mode != MODE_STN:
+            orow = fnew
+        else:
+            orow = _wrap(pos + 1 - d1, rows)
+        if last:
+            # eight interleaved partial sums, then a fixed tree: short dependency chains and the
+            # same rounding whatever the plan
+            for o in range(head_w.shape[0]):
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+                for j in range(head_w.shape[1]):
+                    a0 += head_w[o, j, 0] * ring3[orow, j, 0]
+                    a1 += head_w[o, j, 1] * ring3[orow, j, 1]
+                    a2 += head_w[o, j, 2] * ring3[orow, j, 2]
+                    a3 += head_w[o, j, 3] * ring3[orow, j, 3]
+                    a4 += head_w[o, j, 4] * ring3[orow, j, 4]
+                    a5 += head_w[o, j, 5] * ring3[orow, j, 5]
+                    a6 += head_w[o, j, 6] * ring3[orow, j, 6]
+                    a7 += head_w[o, j, 7] * ring3[orow, j, 7]
+                out[n, o] = (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + head_b[o]
+            for j in range(skip):
+                out[n, j] += inp[n, j]
+        else:
+            for j in range(hp):
+                yseq[n, j] = ring[orow, j]
+        pos += 1
+        if pos == rows:
+            pos = 0
+        fcur = fnew
+
+
+# One entry per cell kind and plan family, so that a run compiles only the code it uses; each activation
+# path is its own specialisation too (the length of the constant tuple ``k`` selects it).  Arguments, all
+# of the run's dtype unless said otherwise:
+#
+#   xin (m, inputs)       the layer's input rows (the signal for the first layer, the previous layer's states)
+#   out (m, outputs)      the head's output (last layer only)
+#   yseq (m, Hp)          the states passed on (other layers)
+#   ring (>= rows + 5, Sp)  rows past states, two rows for the feedback state, three for the CHAIN mode's
+#                         partial sums; updated in place
+#   rows, p0, f0          int: past states kept, ring row of the first sample, row of its feedback state
+#   mode, d1              int: plan mode, delay of the direct plans
+#   taps_d, taps_w        int64 delays and weights of the plan
+#   delayed, last, relu   bool: pass ŝ_{n+1} on; this layer feeds the head; Elman with relu
+#   w_ih, w_hh            (groups, unroll, Gp) weights; bias_a, bias_b (Gp)
+#   head_w, head_b        (outputs, Hp/8, 8) and (outputs,)
+#   inp, skip             the signal and the number of its channels added to the output
+#   zz (2, >= Gp)         scratch
+#   k, half, zero         the activation's constants (tuple), 1/2 and 0
+#
+# The ``*_channels`` entries take one more leading axis (channels) on xin, out, yseq, ring, inp and zz
+# and run the channels on all cores.
+
+
+@numba.njit(**_JIT_STACK)
+def lstm_direct(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
+                bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    _layer(LSTM, False, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def lstm_direct_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+                         bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    for c in prange(xin.shape[0]):
+        _layer(LSTM, False, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+
+
+@numba.njit(**_JIT_STACK)
+def lstm_filtered(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
+                  bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    _layer(LSTM, True, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def lstm_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
+                           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    for c in prange(xin.shape[0]):
+        _layer(LSTM, True, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+
+
+@numba.njit(**_JIT_STACK)
+def gru_direct(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
+               bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    _layer(GRU, False, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def gru_direct_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+                        bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    for c in prange(xin.shape[0]):
+        _layer(GRU, False, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+
+
+@numba.njit(**_JIT_STACK)
+def gru_filtered(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
+                 bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    _layer(GRU, True, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def gru_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+                          bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    for c in prange(xin.shape[0]):
+        _layer(GRU, True, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu,
+               w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+
+
+@numba.njit(**_JIT_STACK)
+def elman_direct(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
+                 bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    _layer(RNN_TANH, False, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
+           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def elman_direct_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+                          bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    for c in prange(xin.shape[0]):
+        _layer(RNN_TANH, False, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+
+
+@numba.njit(**_JIT_STACK)
+def elman_filtered(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+                   bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    _layer(RNN_TANH, True, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
+           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def elman_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
+                            w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+    for c in prange(xin.shape[0]):
+        _layer(RNN_TANH, True, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Any network: the table-driven fallback
 
 
 @numba.njit(**_JIT)
 def _sigmoid(v, one):
+    return one / (one + math.exp(-v))
+
+
+@numba.njit(**_JIT)
+def _act_tanh(v, fast, kf):
+    if fast:
+        return tanh_fast(v, kf)
+    return math.tanh(v)
+
+
+@numba.njit(**_JIT)
+def _act_sigmoid(v, fast, kf, half, one):
+    if fast:
+        return half * tanh_fast(half * v, kf) + half
     return one / (one + math.exp(-v))
 
 
@@ -111,7 +635,7 @@ def _dense(table, l, params, x, y, consts):
 
 
 @numba.njit(**_JIT)
-def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts):
+def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts, fast, kf):
     """One step of a recurrent cell from the fed-back state; writes the fresh state into ``new``."""
     kind = table[l, 0]
     n_in = table[l, 1]
@@ -120,6 +644,7 @@ def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts):
     whh = table[l, 4]
     bias = table[l, 5]
     one = consts[1]
+    half = consts[2]
     if kind == LSTM:
         g = 4 * hid
     elif kind == GRU:
@@ -144,9 +669,9 @@ def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts):
             for k in range(g):
                 gates2[k] += params[base + k] * hj
         for k in range(hid):
-            r = _sigmoid(gates[k] + gates2[k], one)
-            z = _sigmoid(gates[hid + k] + gates2[hid + k], one)
-            n = math.tanh(gates[2 * hid + k] + r * gates2[2 * hid + k])
+            r = _act_sigmoid(gates[k] + gates2[k], fast, kf, half, one)
+            z = _act_sigmoid(gates[hid + k] + gates2[hid + k], fast, kf, half, one)
+            n = _act_tanh(gates[2 * hid + k] + r * gates2[2 * hid + k], fast, kf)
             new[k] = (one - z) * n + z * h_prev[k]
         return
     for j in range(hid):
@@ -156,15 +681,15 @@ def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts):
             gates[k] += params[base + k] * hj
     if kind == LSTM:
         for k in range(hid):
-            i = _sigmoid(gates[k], one)
-            f = _sigmoid(gates[hid + k], one)
-            c = f * c_prev[k] + i * math.tanh(gates[2 * hid + k])
-            o = _sigmoid(gates[3 * hid + k], one)
+            i = _act_sigmoid(gates[k], fast, kf, half, one)
+            f = _act_sigmoid(gates[hid + k], fast, kf, half, one)
+            c = f * c_prev[k] + i * _act_tanh(gates[2 * hid + k], fast, kf)
+            o = _act_sigmoid(gates[3 * hid + k], fast, kf, half, one)
             new[hid + k] = c
-            new[k] = o * math.tanh(c)
+            new[k] = o * _act_tanh(c, fast, kf)
     elif kind == RNN_TANH:
         for k in range(hid):
-            new[k] = math.tanh(gates[k])
+            new[k] = _act_tanh(gates[k], fast, kf)
     else:
         zero = consts[0]
         for k in range(hid):
@@ -173,12 +698,29 @@ def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts):
 
 @numba.njit(**_JIT)
 def run_network(inp, out, table, params, ring, feedback, position, depth, plan_kind, tap_delay, tap_weight,
-                delayed_output, skip, consts, buf_a, buf_b, gates, gates2):
+                delayed_output, skip, consts, buf_a, buf_b, gates, gates2, fast):
     """Process ``inp`` (N, inputs) into ``out`` (N, outputs) for one channel, updating the state in place.
 
+    ``table`` (int64, one row per layer)::
+
+        0 kind (0 dense, 1 lstm, 2 gru, 3 rnn-tanh, 4 rnn-relu)
+        1 inputs   2 outputs (H for a recurrent layer)
+        3 offset of W_ih^T (inputs x G*H) or of the dense W^T (inputs x outputs)
+        4 offset of W_hh^T (H x G*H), recurrent only
+        5 offset of the bias (dense: b; LSTM/RNN: b_ih + b_hh; GRU: b_ih)
+        6 offset of the GRU's b_hh (-1 otherwise)
+        7 dense activation code
+        8 offset of the layer's state block in ``ring`` (depth x S) and ``feedback`` (S)
+        9 S, the fed-back state size (2H for an LSTM: h then c)
+
+    and ``params`` (the weights, all in one float array of the run's dtype).
+    ``plan_kind`` is 0 (FIR taps), 1 (allpass) or 2 (state-trajectory rescale).
     ``ring`` (sum of depth*S over recurrent layers), ``feedback`` (sum of S) and
     ``position`` (one int64, the ring slot the next sample writes) carry the whole
-    state from one call to the next, so any split into blocks gives the same result.
+    state from one call to the next, so any split into blocks gives the same result:
+    for every recurrent layer ``feedback`` holds the state the next sample feeds back
+    (ŝ_{n+1}), computed right after s_n is written into the ring.  ``fast`` selects
+    the rational tanh (and sigmoid through it) instead of libm's.
     """
     n_samples = inp.shape[0]
     n_layers = table.shape[0]
@@ -186,6 +728,7 @@ def run_network(inp, out, table, params, ring, feedback, position, depth, plan_k
     n_taps = tap_delay.shape[0]
     pos = position[0]
     zero = consts[0]
+    kf = _fast_consts(consts)
     for n in range(n_samples):
         width = inp.shape[1]
         for j in range(width):
@@ -203,7 +746,7 @@ def run_network(inp, out, table, params, ring, feedback, position, depth, plan_k
                 fb = feedback[off:off + s]
                 block = ring[off * depth:(off + s) * depth]
                 slot = block[pos * s:(pos + 1) * s]
-                _cell(table, l, params, x, fb[:hid], fb[hid:], slot, gates, gates2, consts)
+                _cell(table, l, params, x, fb[:hid], fb[hid:], slot, gates, gates2, consts, fast, kf)
                 if plan_kind == PLAN_STN:
                     g = tap_weight[0]
                     for k in range(s):
@@ -249,11 +792,11 @@ def run_network(inp, out, table, params, ring, feedback, position, depth, plan_k
 
 @numba.njit(parallel=True, **_JIT)
 def run_channels(inp, out, table, params, ring, feedback, position, depth, plan_kind, tap_delay, tap_weight,
-                 delayed_output, skip, consts, buf_a, buf_b, gates, gates2):
+                 delayed_output, skip, consts, buf_a, buf_b, gates, gates2, fast):
     """:func:`run_network` over independent channels (first axis of every state array) on all cores."""
     for c in prange(inp.shape[0]):
         run_network(inp[c], out[c], table, params, ring[c], feedback[c], position[c], depth, plan_kind,
-                    tap_delay, tap_weight, delayed_output, skip, consts, buf_a[c], buf_b[c], gates[c], gates2[c])
+                    tap_delay, tap_weight, delayed_output, skip, consts, buf_a[c], buf_b[c], gates[c], gates2[c], fast)
 
 
 @numba.njit(**_JIT)

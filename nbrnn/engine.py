@@ -42,6 +42,39 @@ def check_dtype(dtype) -> np.dtype:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class StackLayer:
+    """One recurrent layer of a :class:`StackLayout`: views into its params, and its state's place."""
+
+    cell: str
+    hidden: int  # H
+    padded: int  # Hp, H rounded up to 8
+    state: int  # Sp, its part of the padded state row (2 Hp for an LSTM: h then c)
+    offset: int  # where that part starts in the padded state row
+    w_ih: np.ndarray  # (groups, unroll, Gp): W_ih^T, rows grouped by 8 or 1
+    w_hh: np.ndarray  # (groups, unroll, Gp): W_hh^T
+    bias_a: np.ndarray  # (Gp,) the gates' bias (a GRU's n block: b_in only)
+    bias_b: np.ndarray  # (Gp,) a GRU's recurrent bias (b_hn in the n block), zeros otherwise
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StackLayout:
+    """A recurrent stack with a linear head, laid out for the stack kernels of :mod:`nbrnn._kernels`.
+
+    Gate blocks are Hp wide and the LSTM's i, f, o (GRU's r, z) rows are halved,
+    so that one tanh serves every gate; padding lanes have zero weights and stay
+    zero.  Every array is a 64-byte aligned view into ``params``.
+    """
+
+    params: np.ndarray
+    layers: tuple  # of StackLayer
+    head_w: np.ndarray  # (outputs, Hp/8, 8) of the last layer (identity when the network has no dense head)
+    head_b: np.ndarray  # (outputs,)
+    state_size: int  # the padded state row: sum of Sp
+    state_index: np.ndarray  # where each value of the canonical state sits in the padded row
+    gate_width: int  # largest Gp
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Packed:
     """A network laid out for the kernels in one float type."""
 
@@ -54,6 +87,7 @@ class Packed:
     n_inputs: int
     n_outputs: int
     skip: int
+    stack: StackLayout | None = None  # the fast layout, when the network is a recurrent stack
 
 
 def _aligned(n: int, dtype, fill=0.0) -> np.ndarray:
@@ -66,8 +100,35 @@ def _aligned(n: int, dtype, fill=0.0) -> np.ndarray:
     return arr
 
 
-def pack(network: Network, dtype) -> Packed:
-    """Lay ``network`` out as (table, params) for the kernels, cast to ``dtype``."""
+class _Arena:
+    """Arrays laid out back to back in one zeroed 64-byte aligned block, each starting on a 64-byte boundary."""
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self.parts = []
+        self.size = 0
+        self.block = None
+
+    def add(self, shape) -> int:
+        n = int(np.prod(shape))
+        self.parts.append((self.size, tuple(shape), n))
+        self.size += _ceil(max(n, 1), 64 // self.dtype.itemsize)
+        return len(self.parts) - 1
+
+    def allocate(self) -> None:
+        self.block = _aligned(self.size, self.dtype)
+
+    def get(self, part: int) -> np.ndarray:
+        start, shape, n = self.parts[part]
+        return self.block[start:start + n].reshape(shape)
+
+
+def pack(network: Network, dtype, specialise: bool = True) -> Packed:
+    """Lay ``network`` out as (table, params) for the kernels, cast to ``dtype``.
+
+    Recurrent stacks with a linear head also get the layout of the fast kernels
+    (``Packed.stack``) unless ``specialise`` is False.
+    """
     dt = check_dtype(dtype)
     rows, chunks, states = [], [], []
     offset = 0
@@ -107,10 +168,123 @@ def pack(network: Network, dtype) -> Packed:
     flat = np.concatenate(chunks) if chunks else np.zeros(0)
     params = _aligned(flat.size, dt)
     params[:] = flat
-    consts = np.array([0.0, 1.0, 0.5, 1.6732632423543772, 1.0507009873554805, math.sqrt(0.5)], dtype=dt)
+    consts = _kernels.constants(dt)
     init = np.concatenate(states).astype(dt) if states else np.zeros(0, dtype=dt)
+    stack = pack_stack(network, dt) if specialise else None
     return Packed(np.array(rows, dtype=np.int64), params, init, width, gate_width, consts,
-                  network.input_size, network.output_size, network.skip)
+                  network.input_size, network.output_size, network.skip, stack)
+
+
+#: Largest weight matrix (bytes) whose rows the stack kernel reads eight at a time: beyond
+#: about the L1 cache the weights stream from L2, where one row at a time is faster.
+UNROLL_BYTES = 64 * 1024
+#: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
+STACK_CHUNK = 1024
+
+# Gate blocks whose rows are pre-scaled by 1/2 (sigmoid gates: sigmoid(x) = tanh(x/2)/2 + 1/2).
+_HALVED = {"lstm": (True, True, False, True), "gru": (True, True, False), "rnn_tanh": (False,),
+           "rnn_relu": (False,)}
+
+
+def is_stack(network: Network) -> bool:
+    """True for recurrent layers followed by at most one linear dense layer (the fast kernels' shape)."""
+    layers = list(network.layers)
+    if layers and isinstance(layers[-1], Dense):
+        if layers[-1].activation != "linear":
+            return False
+        layers = layers[:-1]
+    return bool(layers) and all(not isinstance(layer, Dense) for layer in layers)
+
+
+def _ceil(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def pack_stack(network: Network, dtype) -> StackLayout | None:
+    """The :class:`StackLayout` of ``network`` in ``dtype``, or None when it is not a recurrent stack."""
+    if not is_stack(network):
+        return None
+    dt = np.dtype(dtype)
+    blocks, specs, index = [], [], []
+    offset = 0
+
+    def put(arr):
+        nonlocal offset
+        arr = np.asarray(arr, dtype=np.float64)
+        start = offset
+        blocks.append((start, arr))
+        offset += _ceil(max(arr.size, 1), 64 // dt.itemsize)  # every block starts on a 64-byte boundary
+        return start, arr.shape
+
+    def grouped(w):
+        rows, gp = w.shape
+        unroll = 8 if rows % 8 == 0 and rows * gp * dt.itemsize <= UNROLL_BYTES else 1
+        return w.reshape(rows // unroll, unroll, gp)
+
+    recurrent = [layer for layer in network.layers if not isinstance(layer, Dense)]
+    in_rows = network.input_size
+    state_offset = 0
+    gate_width = 1
+    for layer in recurrent:
+        h = layer.hidden_size
+        hp = _ceil(h, 8)
+        n_blocks = CELL_GATES[layer.cell]
+        gp = _ceil(n_blocks * hp, 16)
+        scale = np.ones(gp)
+        column = np.empty(n_blocks * h, dtype=np.int64)  # canonical gate row -> padded gate column
+        for b, halved in enumerate(_HALVED[layer.cell]):
+            column[b * h:(b + 1) * h] = b * hp + np.arange(h)
+            if halved:
+                scale[b * hp:(b + 1) * hp] = 0.5
+        w_ih = np.zeros((in_rows, gp))
+        w_ih[:layer.input_size, column] = layer.weight_ih.T
+        w_hh = np.zeros((hp, gp))
+        w_hh[:h, column] = layer.weight_hh.T
+        bias_a = np.zeros(gp)
+        bias_b = np.zeros(gp)
+        if layer.cell == "gru":
+            bias_a[column] = layer.bias_ih
+            bias_a[column[:2 * h]] += layer.bias_hh[:2 * h]
+            bias_b[column[2 * h:]] = layer.bias_hh[2 * h:]
+        else:
+            bias_a[column] = layer.bias_ih + layer.bias_hh
+        sp = 2 * hp if layer.cell == "lstm" else hp
+        refs = [put(grouped(w_ih * scale)), put(grouped(w_hh * scale)), put(bias_a * scale), put(bias_b)]
+        specs.append((layer.cell, h, hp, sp, state_offset, refs))
+        index.append(state_offset + np.arange(h))
+        if layer.cell == "lstm":
+            index.append(state_offset + hp + np.arange(h))
+        state_offset += sp
+        gate_width = max(gate_width, gp)
+        in_rows = hp
+    last = recurrent[-1].hidden_size
+    if isinstance(network.layers[-1], Dense):
+        weight, bias = network.layers[-1].weight, network.layers[-1].bias
+    else:
+        weight, bias = np.eye(last), np.zeros(last)
+    head_w = np.zeros((weight.shape[0], hp))  # Hp of the last layer: the head reads whole groups of 8
+    head_w[:, :last] = weight
+    head = [put(head_w.reshape(weight.shape[0], hp // 8, 8)), put(bias)]
+
+    params = _aligned(offset, dt)
+    for start, arr in blocks:
+        params[start:start + arr.size] = arr.ravel()
+
+    def view(ref):
+        start, shape = ref
+        return params[start:start + int(np.prod(shape))].reshape(shape)
+
+    layers = tuple(StackLayer(cell, h, hp, sp, so, *(view(r) for r in refs)) for cell, h, hp, sp, so, refs in specs)
+    return StackLayout(params, layers, view(head[0]), view(head[1]), state_offset,
+                       np.concatenate(index).astype(np.int64), gate_width)
+
+
+_STACK_ENTRIES = {
+    (cell, filtered, several): getattr(_kernels, f"{name}_{'filtered' if filtered else 'direct'}"
+                                                 f"{'_channels' if several else ''}")
+    for cell, name in (("lstm", "lstm"), ("gru", "gru"), ("rnn_tanh", "elman"), ("rnn_relu", "elman"))
+    for filtered in (False, True) for several in (False, True)
+}
 
 
 def rate_fraction(ratio: float, name: str) -> Fraction:
@@ -198,9 +372,19 @@ class Stream:
         self.trained_rate = trained_rate
         self.context = context
         self.activations = activations
+        self.fast = activations == "fast"
         self.dtype = packed.params.dtype
-        dt = self.dtype
-        c = channels
+        self.tap_delay = np.ascontiguousarray(plan.tap_delay, dtype=np.int64)
+        self.tap_weight = np.ascontiguousarray(plan.tap_weight, dtype=self.dtype)
+        self.stack = packed.stack
+        if self.stack is not None:
+            self._init_stack()
+        else:
+            self._init_generic()
+        self.reset()
+
+    def _init_generic(self):
+        dt, c, packed, plan = self.dtype, self.channels, self.packed, self.plan
         s = packed.initial_state.size
         self.ring = np.empty((c, max(1, s * plan.depth)), dtype=dt)
         self.feedback = np.empty((c, max(1, s)), dtype=dt)
@@ -209,18 +393,85 @@ class Stream:
         self.buf_b = np.zeros((c, packed.width), dtype=dt)
         self.gates = np.zeros((c, packed.gate_width), dtype=dt)
         self.gates2 = np.zeros((c, packed.gate_width), dtype=dt)
-        self.tap_delay = np.ascontiguousarray(plan.tap_delay, dtype=np.int64)
-        self.tap_weight = np.ascontiguousarray(plan.tap_weight, dtype=dt)
-        self.reset()
+
+    def _init_stack(self):
+        plan, stack, c, dt = self.plan, self.stack, self.channels, self.dtype
+        weights = np.asarray(plan.tap_weight, dtype=np.float64)
+        if plan.kind == _kernels.PLAN_FIR and np.count_nonzero(weights) == 1 and weights.max() == 1.0:
+            # naive, integer delay, and every interpolator at an integer ratio (weights exactly 0 and 1):
+            # read the past row directly, which is what the taps would compute, bit for bit
+            d = int(self.tap_delay[int(np.argmax(weights))])
+            self.mode, self.d1, self.rows = _kernels.MODE_UNIT, d, d + 1
+        elif plan.kind == _kernels.PLAN_FIR and self.tap_delay.size <= 4 and np.array_equal(
+                self.tap_delay, np.arange(1, self.tap_delay.size + 1)):
+            # taps on delays 1, 2, ..: the transposed form (partial sums instead of past rows)
+            self.mode, self.d1, self.rows = _kernels.MODE_CHAIN, 0, plan.depth
+        elif plan.kind == _kernels.PLAN_FIR:
+            self.mode, self.d1, self.rows = _kernels.MODE_FIR, 0, plan.depth
+        elif plan.kind == _kernels.PLAN_ALLPASS:
+            self.mode, self.d1, self.rows = _kernels.MODE_ALLPASS, int(self.tap_delay[0]), plan.depth
+        else:
+            self.mode, self.d1, self.rows = _kernels.MODE_STN, 1, 2
+        filtered = self.mode != _kernels.MODE_UNIT
+        consts = self.packed.consts
+        # the constant tuple's length selects the activation path at compile time
+        k = consts[_kernels.FAST:_kernels.FAST + 10] if self.fast else consts[_kernels.ACC:_kernels.ACC + 19]
+        self.k = tuple(k)
+        self.half, self.zero = consts[2], consts[0]
+        self.entries = [_STACK_ENTRIES[layer.cell, filtered, c > 1] for layer in stack.layers]
+        self.pos = 0
+        self.chunk = STACK_CHUNK if len(stack.layers) > 1 else None
+
+        # Weights, scratch and state of the stream in one block, in a fixed order: where the arrays sit
+        # relative to each other decides how often a load is held up behind an unrelated store to an
+        # address equal modulo 4 KiB; with separate allocations the speed varied by ±15 % from run to run.
+        gw = _ceil(stack.gate_width * dt.itemsize, 64) // dt.itemsize
+        arena = _Arena(dt)
+        weights = arena.add(stack.params.shape)
+        zz = arena.add((c, 2, gw))
+        rings = []
+        for layer in stack.layers:
+            # `rows` past states, two rows for the feedback state, three for the partial sums of CHAIN
+            rows = self.rows + 5
+            while (rows * layer.state * dt.itemsize) % 64:  # every channel on a 64-byte boundary
+                rows += 1
+            rings.append(arena.add((c, rows, layer.state)))
+        seq = [arena.add((c, STACK_CHUNK, layer.padded)) for layer in stack.layers[:-1]]
+        nothing = arena.add((c, 1, 1))  # stands for the output a layer does not write
+        arena.allocate()
+        params = arena.get(weights)
+        params[:] = stack.params
+
+        def local(view):
+            start = (view.ctypes.data - stack.params.ctypes.data) // dt.itemsize
+            return params[start:start + view.size].reshape(view.shape)
+
+        self.layers = [dataclasses.replace(layer, w_ih=local(layer.w_ih), w_hh=local(layer.w_hh),
+                                           bias_a=local(layer.bias_a), bias_b=local(layer.bias_b))
+                       for layer in stack.layers]
+        self.head_w, self.head_b = local(stack.head_w), local(stack.head_b)
+        self.zz = arena.get(zz)
+        self.rings = [arena.get(r) for r in rings]
+        self.seq = [arena.get(q) for q in seq]
+        self.nothing = arena.get(nothing)
 
     def reset(self, state: np.ndarray | None = None) -> None:
         """Return to the model's initial state (or to ``state``: one recurrent state vector per channel)."""
         s0 = self.packed.initial_state if state is None else state
         s = self.packed.initial_state.size
         depth = self.plan.depth
+        stack = self.stack
         for c in range(self.channels):
             row = s0 if np.ndim(s0) == 1 else s0[c]
-            if s:
+            if stack is not None:
+                padded = np.zeros(stack.state_size, dtype=self.dtype)
+                padded[stack.state_index] = row
+                # the history before the first sample, and the first feedback state, are the initial state
+                for layer, ring in zip(stack.layers, self.rings):
+                    ring[c] = padded[layer.offset:layer.offset + layer.state]
+                    if self.mode == _kernels.MODE_CHAIN:
+                        self._chain_start(ring[c])
+            elif s:
                 # ring layout: per layer, depth rows of S values
                 for l in range(self.packed.table.shape[0]):
                     if self.packed.table[l, 0] == _kernels.DENSE:
@@ -229,7 +480,11 @@ class Stream:
                     block = self.ring[c, off * depth:(off + size) * depth].reshape(depth, size)
                     block[:] = row[off:off + size]
                 self.feedback[c, :s] = row
-        self.position[:] = 0
+        if stack is None:
+            self.position[:] = 0
+        else:
+            self.pos = 0
+            self.frow = self.rows
         self._pre = self._post = None
         self._fft_pending = []
         self._cond = np.zeros((self.channels, 0, max(0, self.packed.n_inputs - 1)), dtype=self.dtype)
@@ -247,10 +502,27 @@ class Stream:
                 self._post = PolyphaseStage(frac.denominator, frac.numerator,
                                             self.channels * self.packed.n_outputs, self.dtype)
 
+    def _chain_start(self, ring) -> None:
+        """The CHAIN mode's partial sums A, B, C (rows rows+2 ..) for a history of the initial state (row 0)."""
+        w = np.zeros(4, dtype=self.dtype)
+        w[:self.tap_weight.size] = self.tap_weight
+        s_0 = ring[0]
+        ring[self.rows + 4] = w[3] * s_0
+        ring[self.rows + 3] = w[2] * s_0 + ring[self.rows + 4]
+        ring[self.rows + 2] = w[1] * s_0 + ring[self.rows + 3]
+
     @property
     def state(self) -> np.ndarray:
         """The fed-back state each channel would use next (channels × total state size), a copy."""
-        return self.feedback[:, :self.packed.initial_state.size].copy()
+        stack = self.stack
+        if stack is None:
+            return self.feedback[:, :self.packed.initial_state.size].copy()
+        if self.mode in (_kernels.MODE_FIR, _kernels.MODE_ALLPASS, _kernels.MODE_CHAIN):
+            row = self.frow
+        else:
+            row = (self.pos - self.d1) % self.rows
+        padded = np.concatenate([ring[:, row] for ring in self.rings], axis=1)
+        return padded[:, stack.state_index]
 
     @property
     def streams_exactly(self) -> bool:
@@ -264,19 +536,60 @@ class Stream:
         if n == 0:
             return out
         p, plan = self.packed, self.plan
-        if self.channels == 1:
+        inp = np.ascontiguousarray(inp, dtype=self.dtype)
+        if self.stack is not None:
+            self._run_stack(inp, out)
+        elif self.channels == 1:
             _kernels.run_network(inp[0], out[0], p.table, p.params, self.ring[0], self.feedback[0], self.position[0],
                                  plan.depth, plan.kind, self.tap_delay, self.tap_weight, plan.delayed_output, p.skip,
-                                 p.consts, self.buf_a[0], self.buf_b[0], self.gates[0], self.gates2[0])
+                                 p.consts, self.buf_a[0], self.buf_b[0], self.gates[0], self.gates2[0], self.fast)
         else:
             _kernels.run_channels(inp, out, p.table, p.params, self.ring, self.feedback, self.position, plan.depth,
                                   plan.kind, self.tap_delay, self.tap_weight, plan.delayed_output, p.skip, p.consts,
-                                  self.buf_a, self.buf_b, self.gates, self.gates2)
+                                  self.buf_a, self.buf_b, self.gates, self.gates2, self.fast)
         if not np.all(np.isfinite(out)):
             raise UnstableError(
                 f"{self.context}: the output became non-finite (NaN/Inf): the adapted feedback loop diverged "
                 f"with {plan.description}; try another method (e.g. 'resample' or a lower order)")
         return out
+
+    def _run_stack(self, inp: np.ndarray, out: np.ndarray) -> None:
+        """The stack kernels, layer after layer (chunk after chunk when there are several layers)."""
+        stack, plan = self.stack, self.plan
+        one = self.channels == 1
+        n = inp.shape[1]
+        step = self.chunk or n
+        last_layer = len(stack.layers) - 1
+        fixed = (self.mode, self.d1, self.tap_delay, self.tap_weight, plan.delayed_output)
+        for c0 in range(0, n, step):
+            m = min(step, n - c0)
+            if one:
+                x, o = inp[0, c0:c0 + m], out[0, c0:c0 + m]
+            elif step == n:
+                x, o = inp, out
+            else:
+                x, o = np.ascontiguousarray(inp[:, c0:c0 + m]), np.empty((self.channels, m, out.shape[2]), self.dtype)
+            xin = x
+            for l, (layer, entry, ring) in enumerate(zip(self.layers, self.entries, self.rings)):
+                last = l == last_layer
+                if last:
+                    yseq = self.nothing
+                elif one or m == STACK_CHUNK:
+                    yseq = self.seq[l][:, :m]
+                else:
+                    yseq = np.empty((self.channels, m, layer.padded), self.dtype)
+                if one:
+                    args = (xin, o if last else self.nothing[0], yseq[0], ring[0])
+                else:
+                    args = (xin, o if last else self.nothing, yseq, ring)
+                entry(*args, self.rows, self.pos, self.frow, *fixed, last, layer.cell == "rnn_relu", layer.w_ih,
+                      layer.w_hh, layer.bias_a, layer.bias_b, self.head_w, self.head_b, x, self.packed.skip,
+                      self.zz[0] if one else self.zz, self.k, self.half, self.zero)
+                xin = yseq[0] if one else yseq
+            if not one and step != n:
+                out[:, c0:c0 + m] = o
+            self.pos = (self.pos + m) % self.rows
+            self.frow = self.rows + (self.frow - self.rows + m) % 2
 
     def feed(self, inp: np.ndarray) -> np.ndarray:
         """Process (channels, n, inputs); returns (channels, m, outputs), m = n for delay-line plans."""

@@ -1,0 +1,291 @@
+"""The recurrent-stack kernels and the two activation paths.
+
+Accuracy bounds of the vectorisable activations over dense grids, the fast path
+against the accurate one on the PyTorch goldens, the stack kernels against the
+table-driven kernel under every plan, and the bit-exact invariances on the code
+paths the older tests do not reach (float32, the fast path, chunked multi-layer
+stacks, several channels).  No timing here: see tools/bench.py.
+"""
+
+import numpy as np
+import pytest
+
+import nbrnn
+from conftest import GOLDEN, golden_manifest
+from nbrnn import _kernels, engine
+from nbrnn.adapt import make_plan
+from nbrnn.network import Dense, Network, Recurrent
+
+MODELS = golden_manifest()
+DTYPES = ["float32", "float64"]
+
+
+def _tanh(x, dtype, fast):
+    x = np.ascontiguousarray(x, dtype=dtype)
+    out = np.empty_like(x)
+    _kernels.tanh_many(x, out, _kernels.constants(dtype), fast)
+    return out
+
+
+def _grid():
+    """Dense on [-25, 25], plus magnitudes from 1e-300 up and both zeros."""
+    tiny = np.geomspace(1e-300, 25.0, 100_001)
+    return np.concatenate([np.linspace(-25.0, 25.0, 1_000_001), tiny, -tiny, [0.0, -0.0]])
+
+
+# -- activations -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_accurate_tanh_within_three_ulp(dtype):
+    x = _grid().astype(dtype)
+    ref = np.tanh(x.astype(np.longdouble))  # 64-bit mantissa on x86: a reference for both dtypes
+    ulp = np.spacing(np.abs(ref).astype(dtype)).astype(np.longdouble)
+    err = np.abs(_tanh(x, dtype, 0).astype(np.longdouble) - ref) / ulp
+    assert float(err.max()) <= 3.0  # measured: 2.4 (float64), 2.2 (float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_accurate_tanh_agrees_with_libm(dtype):
+    x = _grid().astype(dtype)
+    ref = np.tanh(x)
+    assert np.all(np.abs(_tanh(x, dtype, 0) - ref) <= 3 * np.spacing(np.abs(ref)))
+
+
+@pytest.mark.parametrize("dtype,bound", [("float32", 4e-7), ("float64", 2.5e-8)])
+def test_fast_tanh_error_bound(dtype, bound):
+    # float64: the rational's own error (2.14e-8); float32: that plus float32 rounding (3.1e-7 measured)
+    x = _grid().astype(dtype)
+    ref = np.tanh(x.astype(np.float64))
+    err = np.abs(_tanh(x, dtype, 1).astype(np.float64) - ref)
+    assert err.max() <= bound
+    nonzero = ref != 0
+    assert (err[nonzero] / np.abs(ref[nonzero])).max() <= bound
+
+
+@pytest.mark.parametrize("dtype,fast,bound", [("float64", 0, 2.3e-16), ("float32", 0, 1.2e-7),
+                                              ("float64", 1, 1.1e-8), ("float32", 1, 2.4e-7)])
+def test_sigmoid_through_tanh(dtype, fast, bound):
+    """The kernels' sigmoid, tanh(x/2)/2 + 1/2 on pre-halved gate rows, against 1/(1 + e^-x)."""
+    x = np.linspace(-40.0, 40.0, 400_001).astype(dtype)
+    half = np.dtype(dtype).type(0.5)
+    sig = half * _tanh(half * x, dtype, fast) + half
+    ref = 1.0 / (1.0 + np.exp(-x.astype(np.longdouble)))
+    assert float(np.abs(sig.astype(np.longdouble) - ref).max()) <= bound
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fast", [0, 1])
+def test_tanh_saturates_is_odd_and_keeps_nan(dtype, fast):
+    x = np.array([0.0, 30.0, -30.0, 1e30, -1e30, np.inf, -np.inf, np.nan], dtype=dtype)
+    y = _tanh(x, dtype, fast)
+    assert y[0] == 0 and np.isnan(y[7])
+    if fast and dtype == "float64":
+        # the clamp holds the rational's value at 9, tanh(9) to within its 2.2e-8
+        np.testing.assert_allclose(y[1:7], [1, -1, 1, -1, 1, -1], rtol=0, atol=2.5e-8)
+    else:
+        assert list(y[1:7]) == [1, -1, 1, -1, 1, -1]
+    z = np.linspace(0.01, 12, 5001).astype(dtype)
+    assert np.array_equal(_tanh(-z, dtype, fast), -_tanh(z, dtype, fast))
+
+
+# -- end to end against PyTorch --------------------------------------------------------------------------------
+
+def _run(model, x, dtype, **kw):
+    cond = [x[:, i] for i in range(1, x.shape[1])] or None
+    return model.process(x[:, 0], model.trained_rate, method="naive", cond=cond, dtype=dtype, **kw)
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
+def test_fast_float32_agrees_with_accurate_and_torch(entry):
+    model = nbrnn.load(GOLDEN / entry["file"])
+    data = np.load(GOLDEN / entry["golden"])
+    fast = _run(model, data["x"], "float32", activations="fast")
+    accurate = _run(model, data["x"], "float32")
+    assert fast.dtype == np.float32 and not np.array_equal(fast, accurate)  # the path really changed
+    # the NAM goldens' slow integrator amplifies any float32 rounding (see test_goldens.py)
+    atol = 1e-4 if entry["format"] == "nam" else 1e-5
+    np.testing.assert_allclose(fast, accurate, rtol=0, atol=atol)
+    np.testing.assert_allclose(fast, data["y32"][:, 0], rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
+def test_fast_float64_is_within_float32_resolution_of_torch(entry):
+    model = nbrnn.load(GOLDEN / entry["file"])
+    data = np.load(GOLDEN / entry["golden"])
+    np.testing.assert_allclose(_run(model, data["x"], "float64", activations="fast"), data["y64"][:, 0], rtol=0,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
+def test_accurate_float64_is_at_rounding_level(entry):
+    """Tighter than test_goldens' 1e-12: measured 1.8e-15 at most (NAM's integrator: 5.5e-14)."""
+    model = nbrnn.load(GOLDEN / entry["file"])
+    data = np.load(GOLDEN / entry["golden"])
+    bound = 2e-13 if entry["format"] == "nam" else 1e-14
+    np.testing.assert_allclose(_run(model, data["x"], "float64"), data["y64"][:, 0], rtol=0, atol=bound)
+
+
+# -- the stack kernels against the table-driven one -------------------------------------------------------------
+
+PLANS = [
+    (44100, dict(method="naive")),
+    (88200, dict(method="integer")),
+    (48000, dict(method="lagrange")),  # CHAIN
+    (48000, dict(method="linear", output="delayed")),  # CHAIN, delayed state passed on
+    (96000, dict(method="lagrange", order=5)),  # CHAIN would need 6 taps: FIR
+    (150000, dict(method="lagrange")),  # taps on delays 2..5: FIR
+    (40000, dict(method="lagrange", order=2)),  # extrapolation below the trained rate
+    (48000, dict(method="fir", kernel=[0.6, 0.3, 0.1])),
+    (100000, dict(method="linear")),  # two taps on delays 2, 3: FIR
+    (96000, dict(method="allpass")),
+    (96000, dict(method="allpass", output="delayed")),
+    (88200, dict(method="stn")),
+]
+STACKS = ["agm_lstm_l1_i1_h8_skip1.json", "agm_gru_l2_i3_h6_skip0.json", "agm_rnn_l2_i1_h5_skip1.json",
+          "torch_gru5_rnn7_lstm4x3.json", "nam_lstm_l2_h5.nam"]
+
+
+def _stream(model, dtype, rate, opts, channels=1, activations="accurate", specialise=True):
+    plan = model.plan(rate, **opts)
+    packed = engine.pack(model.network, dtype, specialise=specialise)
+    return engine.Stream(packed, plan, channels, rate, model.trained_rate, activations=activations)
+
+
+def _signal(model, n, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.empty((channels, n, model.network.input_size))
+    x[:, :, 0] = 0.5 * np.sin(np.arange(n) * 0.05) + 0.1 * rng.standard_normal((channels, n))
+    x[:, :, 1:] = 0.3
+    return x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rate,opts", PLANS, ids=[f"{p[1]['method']}-{p[0]}" for p in PLANS])
+@pytest.mark.parametrize("name", STACKS)
+def test_stack_kernels_match_table_driven_kernel(name, rate, opts, dtype):
+    model = nbrnn.load(GOLDEN / name)
+    stack = _stream(model, dtype, rate, opts)
+    table = _stream(model, dtype, rate, opts, specialise=False)
+    assert stack.stack is not None and table.stack is None
+    x = _signal(model, 700).astype(dtype)
+    # float32: the NAM goldens' slow integrator amplifies rounding (see test_goldens.py)
+    atol = 1e-12 if dtype == "float64" else 1e-4 if name.endswith(".nam") else 2e-5
+    a, b = stack.feed(x[:, :300]), table.feed(x[:, :300])
+    np.testing.assert_allclose(stack.state, table.state, rtol=0, atol=atol)
+    a = np.concatenate([a, stack.feed(x[:, 300:])], axis=1)
+    b = np.concatenate([b, table.feed(x[:, 300:])], axis=1)
+    np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("activations", ["accurate", "fast"])
+@pytest.mark.parametrize("rate,opts", [(44100, dict(method="naive")), (48000, dict(method="lagrange")),
+                                       (96000, dict(method="allpass"))])
+def test_blocks_channels_and_chunks_are_bit_exact(rate, opts, activations):
+    """float32, several channels, a three-layer stack processed in chunks: any split gives the one-shot result."""
+    model = nbrnn.load(GOLDEN / "torch_gru5_rnn7_lstm4x3.json")
+    n = 2 * engine.STACK_CHUNK + 300
+    x = _signal(model, n, channels=3).astype(np.float32)
+    whole = _stream(model, "float32", rate, opts, channels=3, activations=activations).feed(x)
+    for block in (1, 333, engine.STACK_CHUNK, engine.STACK_CHUNK + 1):
+        stream = _stream(model, "float32", rate, opts, channels=3, activations=activations)
+        parts = [stream.feed(x[:, s:s + block]) for s in range(0, n, block)]
+        assert np.array_equal(np.concatenate(parts, axis=1), whole), f"block size {block}"
+    for c in range(3):
+        alone = _stream(model, "float32", rate, opts, activations=activations).feed(x[c:c + 1])
+        assert np.array_equal(alone[0], whole[c]), f"channel {c}"
+
+
+@pytest.mark.parametrize("activations", ["accurate", "fast"])
+@pytest.mark.parametrize("ratio", [2, 3])
+@pytest.mark.parametrize("method", ["integer", "linear", "lagrange", "allpass"])
+def test_integer_ratio_fresh_state_is_bit_exact_in_float32(method, ratio, activations):
+    model = nbrnn.load(GOLDEN / "agm_gru_l2_i3_h6_skip0.json")
+    data = np.load(GOLDEN / "agm_gru_l2_i3_h6_skip0.npz")
+    x = data["x"][:300]
+    kw = dict(dtype="float32", activations=activations)
+    y = model.process(x[:, 0], model.trained_rate, method="naive", cond=[x[:, 1], x[:, 2]], **kw)
+    up = np.repeat(x, ratio, axis=0) * np.where(np.arange(len(x) * ratio) % ratio == 0, 1.0, 0.37)[:, None]
+    y_up = model.process(up[:, 0], model.trained_rate * ratio, method=method, cond=[up[:, 1], up[:, 2]], **kw)
+    assert np.array_equal(y_up[::ratio], y)
+
+
+# -- dispatch --------------------------------------------------------------------------------------------------
+
+def _random_network(layers, seed=0):
+    rng = np.random.default_rng(seed)
+    out, width = [], 1
+    for kind, size in layers:
+        if kind == "dense":
+            out.append(Dense(rng.normal(0, 0.5, (size, width)), rng.normal(0, 0.1, size)))
+        elif kind == "dense_tanh":
+            out.append(Dense(rng.normal(0, 0.5, (size, width)), rng.normal(0, 0.1, size), "tanh"))
+        else:
+            g = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[kind]
+            out.append(Recurrent(kind, rng.normal(0, 0.5, (g * size, width)), rng.normal(0, 0.3, (g * size, size)),
+                                 rng.normal(0, 0.1, g * size), rng.normal(0, 0.1, g * size)))
+        width = size
+    return Network(tuple(out), trained_rate=48000.0)
+
+
+@pytest.mark.parametrize("layers,is_stack", [
+    ([("lstm", 8), ("dense", 1)], True),
+    ([("gru", 12), ("lstm", 5), ("dense", 2)], True),
+    ([("rnn_relu", 4)], True),  # no head: the state itself is the output
+    ([("dense", 4), ("gru", 6), ("dense", 1)], False),  # time-distributed dense in front
+    ([("lstm", 6), ("dense_tanh", 1)], False),  # head with an activation
+    ([("lstm", 6), ("dense", 3), ("dense", 1)], False),  # dense stack
+])
+def test_dispatch_stack_or_table(layers, is_stack):
+    network = _random_network(layers)
+    assert engine.is_stack(network) is is_stack
+    packed = engine.pack(network, "float32")
+    assert (packed.stack is not None) is is_stack
+    model = nbrnn.Model(network)
+    x = np.sin(np.arange(600) * 0.05)
+    for activations in ("accurate", "fast"):
+        y = model.process(x, 52000, dtype="float64", activations=activations)
+        assert y.shape[0] == 600 and np.all(np.isfinite(y))
+    if is_stack:
+        generic = engine.Stream(engine.pack(network, "float64", specialise=False), model.plan(52000), 1, 52000,
+                                48000).feed(model.inputs(x))
+        np.testing.assert_allclose(model.process(x, 52000).reshape(generic.shape[1:]), generic[0], rtol=0,
+                                   atol=1e-12)
+
+
+@pytest.mark.parametrize("rate,opts,mode", [
+    (48000, dict(method="naive"), _kernels.MODE_UNIT),
+    (96000, dict(method="integer"), _kernels.MODE_UNIT),
+    (96000, dict(method="lagrange"), _kernels.MODE_UNIT),  # an integer ratio: one tap of weight 1
+    (52000, dict(method="lagrange"), _kernels.MODE_CHAIN),
+    (52000, dict(method="linear"), _kernels.MODE_CHAIN),
+    (52000, dict(method="lagrange", order=5), _kernels.MODE_FIR),
+    (200000, dict(method="lagrange"), _kernels.MODE_FIR),
+    (52000, dict(method="allpass"), _kernels.MODE_ALLPASS),
+    (52000, dict(method="stn"), _kernels.MODE_STN),
+])
+def test_plan_modes(rate, opts, mode):
+    network = _random_network([("lstm", 8), ("dense", 1)])
+    stream = engine.Stream(engine.pack(network, "float32"), make_plan(48000, rate, **opts), 1, rate, 48000)
+    assert stream.mode == mode
+
+
+def test_reset_to_a_given_state_continues_the_run():
+    model = nbrnn.load(GOLDEN / "agm_lstm_l2_i2_h6_skip0.json")
+    x = _signal(model, 900)
+    other = _stream(model, "float64", 44100, dict(method="naive"))
+    other.feed(x[:, :500])
+    state = other.state
+    a = _stream(model, "float64", 44100, dict(method="naive"))
+    a.reset(state)
+    np.testing.assert_array_equal(a.state, state)
+    np.testing.assert_array_equal(a.feed(x[:, 500:]), other.feed(x[:, 500:]))
+
+
+def test_divergence_is_reported():
+    rng = np.random.default_rng(3)
+    h = 8
+    rec = Recurrent("rnn_relu", rng.normal(0, 1, (h, 1)), 3 * np.eye(h), np.zeros(h), np.zeros(h))
+    model = nbrnn.Model(Network((rec, Dense(np.ones((1, h)), [0.0])), trained_rate=48000.0))
+    for activations in ("accurate", "fast"):
+        with pytest.raises(nbrnn.UnstableError):
+            model.process(np.ones(2000), 52000, activations=activations)

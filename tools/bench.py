@@ -1,0 +1,326 @@
+"""Throughput of nbrnn's per-sample kernels, beside PyTorch and a plain NumPy loop, in one run.
+
+    python tools/bench.py [--quick] [--csv out.csv] [--timer wall|cpu]
+
+For LSTM and GRU of hidden size H (1 input -> recurrent(H) -> Dense(1), skip on,
+random weights, trained rate 44.1 kHz), float32 and float64, both activation
+paths, it streams 2 s of audio through ``Stream.feed`` in blocks of 4096 samples,
+plain (the naive plan at the trained rate) and with cubic Lagrange at
+R = 48000/44100, and reports samples/s and how many times real time that is at
+48 kHz: the median of 7 runs after a warm-up.  In the same run:
+
+* PyTorch's ``nn.LSTM`` / ``nn.GRU`` (+ ``nn.Linear``) with the same weights, one
+  thread, the whole signal in one call, float32 and float64 (when torch is
+  importable; its float64 output is checked against nbrnn's);
+* a plain Python + NumPy per-sample loop, on a short signal;
+* 8 channels on all cores against 1 channel (throughput ratio);
+* cold compile (a fresh process without the on-disk cache: its first ``process``
+  call) and warm start (a fresh process with a filled cache: ``import nbrnn``
+  to the first processed block), timed inside the subprocesses.
+
+``--timer cpu`` times single-thread measurements with the thread's CPU time
+instead of the wall clock, which leaves out the time spent waiting for a core
+on a shared machine; the multichannel ratio is always wall-clock.  The table is
+printed and written as CSV (``--csv``, default ``bench.csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import nbrnn  # noqa: E402
+from nbrnn import engine  # noqa: E402
+from nbrnn.adapt import make_plan  # noqa: E402
+
+TRAINED = 44100.0
+RATE = 48000.0  # the cubic Lagrange run: R = 48000 / 44100
+BLOCK = 4096
+GATES = {"lstm": 4, "gru": 3}
+
+
+def network(cell: str, hidden: int, seed: int = 0) -> nbrnn.Network:
+    """1 input -> cell(hidden) -> Dense(1), skip on, PyTorch's default initialisation U(-1/sqrt(H), 1/sqrt(H))."""
+    rng = np.random.default_rng(seed)
+    k = 1.0 / np.sqrt(hidden)
+    g = GATES[cell] * hidden
+    rec = nbrnn.Recurrent(cell, rng.uniform(-k, k, (g, 1)), rng.uniform(-k, k, (g, hidden)), rng.uniform(-k, k, g),
+                          rng.uniform(-k, k, g))
+    head = nbrnn.Dense(rng.uniform(-k, k, (1, hidden)), rng.uniform(-k, k, 1))
+    return nbrnn.Network((rec, head), skip=1, trained_rate=TRAINED)
+
+
+def signal(n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 0.5 * np.sin(2 * np.pi * 220 * np.arange(n) / TRAINED) + 0.05 * rng.standard_normal(n)
+
+
+class Clock:
+    def __init__(self, kind: str):
+        self.now = time.thread_time if kind == "cpu" else time.perf_counter
+
+
+def median_rates(runners: dict, runs: int, clock: Clock, best: bool = False) -> dict:
+    """Samples per second of each ``(run, n)`` in ``runners``: n over its median duration (or its shortest).
+
+    The runners take turns (one warm-up call each first), so that a busy spell on
+    a shared machine falls on all of them alike and their ratios stay fair.
+    """
+    durations = {name: [] for name in runners}
+    for run, _ in runners.values():
+        run()
+    for _ in range(runs):
+        for name, (run, _) in runners.items():
+            t = clock.now()
+            run()
+            durations[name].append(clock.now() - t)
+    pick = np.min if best else np.median
+    return {name: runners[name][1] / float(pick(durations[name])) for name in runners}
+
+
+def nbrnn_runner(net, dtype, activations, rate, x, channels=1):
+    """Plain (the naive plan) at the trained rate, cubic Lagrange at any other; blocks through Stream.feed."""
+    plan = make_plan(TRAINED, rate, "naive") if rate == TRAINED else make_plan(TRAINED, rate, "lagrange", order=3)
+    stream = engine.Stream(engine.pack(net, dtype), plan, channels, rate, TRAINED, activations=activations)
+    inp = np.ascontiguousarray(np.broadcast_to(x.astype(dtype)[None, :, None], (channels, x.size, 1)))
+
+    def run():
+        for s in range(0, x.size, BLOCK):
+            stream.feed(inp[:, s:s + BLOCK])
+
+    return run, x.size * channels
+
+
+def torch_model(net, cell, dtype):
+    import torch
+
+    rec, head = net.layers
+    torch_dtype = torch.float32 if dtype == "float32" else torch.float64
+    module = getattr(torch.nn, cell.upper())(1, rec.hidden_size, batch_first=True).to(torch_dtype)
+    linear = torch.nn.Linear(rec.hidden_size, 1).to(torch_dtype)
+
+    def put(param, value):
+        param.copy_(torch.tensor(np.array(value), dtype=torch_dtype))
+
+    with torch.no_grad():
+        put(module.weight_ih_l0, rec.weight_ih)
+        put(module.weight_hh_l0, rec.weight_hh)
+        put(module.bias_ih_l0, rec.bias_ih)
+        put(module.bias_hh_l0, rec.bias_hh)
+        put(linear.weight, head.weight)
+        put(linear.bias, head.bias)
+    return module, linear, torch_dtype
+
+
+def torch_runner(net, cell, dtype, x):
+    """The whole signal through nn.LSTM / nn.GRU and nn.Linear in one call (plus the skip)."""
+    import torch
+
+    module, linear, torch_dtype = torch_model(net, cell, dtype)
+    inp = torch.from_numpy(x).to(torch_dtype).reshape(1, -1, 1)
+
+    def run():
+        with torch.inference_mode():
+            h, _ = module(inp)
+            return linear(h) + inp
+
+    return run, x.size
+
+
+def numpy_runner(net, cell, dtype, x):
+    """A plain per-sample loop: what the model costs written directly in Python with NumPy."""
+    rec, head = net.layers
+    dt = np.dtype(dtype)
+    w_ih, w_hh = rec.weight_ih[:, 0].astype(dt), rec.weight_hh.astype(dt)
+    b_ih, b_hh = rec.bias_ih.astype(dt), rec.bias_hh.astype(dt)
+    w_out, b_out = head.weight[0].astype(dt), dt.type(head.bias[0])
+    h_size = rec.hidden_size
+    xs = x.astype(dt)
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    def run():
+        h = np.zeros(h_size, dt)
+        c = np.zeros(h_size, dt)
+        out = np.empty_like(xs)
+        for n, xn in enumerate(xs):
+            if cell == "lstm":
+                z = w_ih * xn + b_ih + b_hh + w_hh @ h
+                i, f, g, o = sigmoid(z[:h_size]), sigmoid(z[h_size:2 * h_size]), np.tanh(z[2 * h_size:3 * h_size]), \
+                    sigmoid(z[3 * h_size:])
+                c = f * c + i * g
+                h = o * np.tanh(c)
+            else:
+                a = w_ih * xn + b_ih
+                b = w_hh @ h + b_hh
+                r, u = sigmoid(a[:h_size] + b[:h_size]), sigmoid(a[h_size:2 * h_size] + b[h_size:2 * h_size])
+                m = np.tanh(a[2 * h_size:] + r * b[2 * h_size:])
+                h = (1 - u) * m + u * h
+            out[n] = w_out @ h + b_out + xn
+        return out
+
+    return run, x.size
+
+
+def in_subprocess(code: str, env: dict) -> float:
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-2000:])
+    return float(res.stdout.split()[-1])
+
+
+START_CODE = """
+import time
+t0 = time.perf_counter()
+import sys
+sys.path.insert(0, {root!r})
+import numpy as np
+import nbrnn
+rng = np.random.default_rng(0)
+h = 32
+rec = nbrnn.Recurrent("lstm", rng.uniform(-0.2, 0.2, (4 * h, 1)), rng.uniform(-0.2, 0.2, (4 * h, h)),
+                      np.zeros(4 * h), np.zeros(4 * h))
+model = nbrnn.Model(nbrnn.Network((rec, nbrnn.Dense(np.ones((1, h)) / h, [0.0])), skip=1, trained_rate=44100.0))
+x = np.sin(np.arange(512) * 0.05)
+t1 = time.perf_counter()
+model.process(x, 48000, dtype={dtype!r})
+t2 = time.perf_counter()
+print(t2 - ({mark}))
+"""
+
+
+def start_times(dtype: str) -> tuple:
+    """(cold first call, warm import -> first block), each in a fresh process; seconds."""
+    with tempfile.TemporaryDirectory() as cache:
+        base = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        cold = in_subprocess(START_CODE.format(root=str(ROOT), dtype=dtype, mark="t1"),
+                             dict(base, NBRNN_NUMBA_CACHE="0"))
+        in_subprocess(START_CODE.format(root=str(ROOT), dtype=dtype, mark="t1"), base)  # fills the cache
+        warm = in_subprocess(START_CODE.format(root=str(ROOT), dtype=dtype, mark="t0"), base)
+    return cold, warm
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def have_torch() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    torch.set_num_threads(1)
+    return True
+
+
+def fmt(v, spec=".2f"):
+    return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="H in {8, 32, 64}, 0.5 s of audio, 5 runs")
+    ap.add_argument("--csv", default="bench.csv", help="where to write the table (default: bench.csv)")
+    ap.add_argument("--timer", choices=("wall", "cpu"), default="wall",
+                    help="single-thread timings by wall clock (default) or by the thread's CPU time")
+    args = ap.parse_args(argv)
+
+    sizes = (8, 32, 64) if args.quick else (8, 16, 32, 40, 64, 128)
+    seconds, runs = (0.5, 5) if args.quick else (2.0, 7)
+    clock = Clock(args.timer)
+    x = signal(int(seconds * RATE))
+    short = signal(1000 if args.quick else 2000)
+    torch_ok = have_torch()
+    if torch_ok:
+        import torch
+    print(f"nbrnn tools/bench.py  {datetime.date.today()}  {cpu_name()}, {os.cpu_count()} cores  "
+          f"python {platform.python_version()}  numpy {np.__version__}  "
+          f"numba {__import__('numba').__version__}  torch {torch.__version__ if torch_ok else 'absent'}  "
+          f"timer {args.timer}  {x.size} samples x {runs} runs, blocks of {BLOCK}\n")
+
+    header = ["cell", "H", "dtype", "activations", "plain Msps", "plain xRT48k", "cubic Msps", "cubic cost %",
+              "torch Msps", "plain / torch", "cubic / torch", "numpy Msps"]
+    rows = []
+    print(" | ".join(header))
+    for cell in ("lstm", "gru"):
+        for h in sizes:
+            net = network(cell, h)
+            for dtype in ("float32", "float64"):
+                runners = {}
+                if torch_ok:
+                    runners["torch"] = torch_runner(net, cell, dtype, x)
+                    if dtype == "float64":
+                        mine = nbrnn.Model(net).process(x, TRAINED, method="naive")
+                        err = float(np.abs(mine - runners["torch"][0]()[0, :, 0].numpy()).max())
+                        if err > 1e-9:
+                            print(f"  ! {cell} H={h}: nbrnn and torch differ by {err:.1e}")
+                for activations in ("accurate", "fast"):
+                    runners[activations, "plain"] = nbrnn_runner(net, dtype, activations, TRAINED, x)
+                    runners[activations, "cubic"] = nbrnn_runner(net, dtype, activations, RATE, x)
+                rates = median_rates(runners, runs, clock)
+                np_rate = median_rates({"numpy": numpy_runner(net, cell, dtype, short)}, 3, clock)["numpy"]
+                t_rate = rates.get("torch")
+                for activations in ("accurate", "fast"):
+                    plain, cubic = rates[activations, "plain"], rates[activations, "cubic"]
+                    row = [cell, h, dtype, activations, plain / 1e6, plain / 48000, cubic / 1e6,
+                           100 * (plain / cubic - 1), None if t_rate is None else t_rate / 1e6,
+                           None if t_rate is None else plain / t_rate, None if t_rate is None else cubic / t_rate,
+                           np_rate / 1e6]
+                    rows.append(row)
+                    print(" | ".join([cell, str(h), dtype, activations, fmt(row[4]), fmt(row[5], ".0f"), fmt(row[6]),
+                                      fmt(row[7], "+.0f"), fmt(row[8], ".3f"), fmt(row[9], ".1f"),
+                                      fmt(row[10], ".1f"), fmt(row[11], ".3f")]), flush=True)
+
+    extras = []
+    # several channels: one stream of 8 channels on all cores against one channel, taking turns; on a
+    # shared machine the best runs show what the cores can do when they are free, the medians what they did
+    for h in (16, 32):
+        net = network("lstm", h)
+        runners = {1: nbrnn_runner(net, "float32", "accurate", TRAINED, x),
+                   8: nbrnn_runner(net, "float32", "accurate", TRAINED, x, channels=8)}
+        med = median_rates(runners, runs, Clock("wall"))
+        top = median_rates(runners, runs, Clock("wall"), best=True)
+        for label, rates in (("median", med), ("best", top)):
+            extras.append([f"8 channels / 1 channel, LSTM H={h} float32 accurate, {os.cpu_count()} cores, {label}",
+                           rates[8] / rates[1], f"({rates[1] / 1e6:.2f} -> {rates[8] / 1e6:.2f} M samples/s)"])
+    for dtype in ("float64", "float32"):
+        cold, warm = start_times(dtype)
+        extras.append([f"cold compile: first process() without cache, LSTM H=32 {dtype} lagrange", cold, "s"])
+        extras.append([f"warm start: import nbrnn -> first block with cache, {dtype}", warm, "s"])
+    print()
+    for name, value, unit in extras:
+        print(f"{name}: {value:.2f} {unit}")
+
+    with open(args.csv, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(header)
+        out.writerows([[("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for v in row]
+                       for row in rows])
+        out.writerow([])
+        for name, value, unit in extras:
+            out.writerow([name, f"{value:.4g}", unit])
+    print(f"\nwritten: {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
