@@ -340,10 +340,10 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
         elif kind == GRU:
             for q in range(2 * hp):
                 zz[0, q] = act_tanh(zz[0, q] + zz[1, q], k)
-            # n in its own pass: the loop that writes the state stays short, whichever the dtype
-            for j in range(hp):
-                zz[0, 2 * hp + j] = act_tanh(zz[0, 2 * hp + j] + (half * zz[0, j] + half) * zz[1, 2 * hp + j], k)
             if fused:
+                # n in its own pass, so that the loop carrying the partial sums stays short
+                for j in range(hp):
+                    zz[0, 2 * hp + j] = act_tanh(zz[0, 2 * hp + j] + (half * zz[0, j] + half) * zz[1, 2 * hp + j], k)
                 for j in range(hp):
                     a = zz[0, 2 * hp + j]
                     h = a + (half * zz[0, hp + j] + half) * (ring[sr, j] - a)
@@ -354,7 +354,7 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
                     ring[rc, j] = w3 * h
             else:
                 for j in range(hp):
-                    a = zz[0, 2 * hp + j]
+                    a = act_tanh(zz[0, 2 * hp + j] + (half * zz[0, j] + half) * zz[1, 2 * hp + j], k)
                     ring[pos, j] = a + (half * zz[0, hp + j] + half) * (ring[sr, j] - a)
         else:
             if relu:

@@ -292,17 +292,18 @@ def main(argv=None):
                                       fmt(row[10], ".1f"), fmt(row[11], ".3f")]), flush=True)
 
     extras = []
-    # several channels: one stream of 8 channels on all cores against one channel, taking turns; on a
-    # shared machine the best runs show what the cores can do when they are free, the medians what they did
+    # Several channels: one stream of 8 channels on all cores against one channel, taking turns.  On a
+    # shared machine the best runs show what the cores do when they are free, the medians what they did.
     for h in (16, 32):
         net = network("lstm", h)
         runners = {1: nbrnn_runner(net, "float32", "accurate", TRAINED, x),
                    8: nbrnn_runner(net, "float32", "accurate", TRAINED, x, channels=8)}
         med = median_rates(runners, runs, Clock("wall"))
         top = median_rates(runners, runs, Clock("wall"), best=True)
-        for label, rates in (("median", med), ("best", top)):
-            extras.append([f"8 channels / 1 channel, LSTM H={h} float32 accurate, {os.cpu_count()} cores, {label}",
-                           rates[8] / rates[1], f"({rates[1] / 1e6:.2f} -> {rates[8] / 1e6:.2f} M samples/s)"])
+        name = f"8 channels / 1 channel, LSTM H={h} float32 accurate, {os.cpu_count()} cores"
+        for label, rates in (("throughput, median", med), ("throughput, best", top)):
+            extras.append([f"{name}, {label}", rates[8] / rates[1],
+                           f"({rates[1] / 1e6:.2f} -> {rates[8] / 1e6:.2f} M samples/s)"])
     for dtype in ("float64", "float32"):
         cold, warm = start_times(dtype)
         extras.append([f"cold compile: first process() without cache, LSTM H=32 {dtype} lagrange", cold, "s"])
