@@ -1,20 +1,14 @@
 """Shared fixtures: where the third-party conformance data lives, and the project's own goldens."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from nbrnn.figures.sources import shared_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden"
-
-
-def shared_dir():
-    """``$NBRNN_SHARED`` or ``../shared`` beside the repository, or None."""
-    env = os.environ.get("NBRNN_SHARED")
-    path = Path(env) if env else ROOT.parent / "shared"
-    return path if (path / "models").is_dir() else None
 
 
 @pytest.fixture(scope="session")

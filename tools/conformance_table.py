@@ -8,7 +8,6 @@ data, RTNeural's sample-rate-corrected outputs and the article's curves (delayed
 
 import gzip
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -16,15 +15,10 @@ from pathlib import Path
 import numpy as np
 
 import nbrnn
+from nbrnn.figures.sources import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden"
-
-
-def shared_dir():
-    env = os.environ.get("NBRNN_SHARED")
-    path = Path(env) if env else ROOT.parent / "shared"
-    return path if (path / "models").is_dir() else None
 
 
 def row(name, errors):
