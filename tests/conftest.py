@@ -21,3 +21,9 @@ def shared():
 
 def golden_manifest():
     return json.loads((GOLDEN / "manifest.json").read_text())["models"]
+
+
+def run_golden(model, x, dtype, **kw):
+    """A golden's input (audio in column 0, conditioning after) through ``model`` at its trained rate, unadapted."""
+    cond = [x[:, i] for i in range(1, x.shape[1])] or None
+    return model.process(x[:, 0], model.trained_rate, method="naive", cond=cond, dtype=dtype, **kw)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nbrnn
-from conftest import GOLDEN, golden_manifest
+from conftest import GOLDEN, golden_manifest, run_golden
 from nbrnn import _kernels, engine
 from nbrnn.adapt import make_plan
 from nbrnn.network import Dense, Network, Recurrent
@@ -90,17 +90,14 @@ def test_tanh_saturates_is_odd_and_keeps_nan(dtype, fast):
 
 # -- end to end against PyTorch --------------------------------------------------------------------------------
 
-def _run(model, x, dtype, **kw):
-    cond = [x[:, i] for i in range(1, x.shape[1])] or None
-    return model.process(x[:, 0], model.trained_rate, method="naive", cond=cond, dtype=dtype, **kw)
 
 
 @pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
 def test_fast_float32_agrees_with_accurate_and_torch(entry):
     model = nbrnn.load(GOLDEN / entry["file"])
     data = np.load(GOLDEN / entry["golden"])
-    fast = _run(model, data["x"], "float32", activations="fast")
-    accurate = _run(model, data["x"], "float32")
+    fast = run_golden(model, data["x"], "float32", activations="fast")
+    accurate = run_golden(model, data["x"], "float32")
     assert fast.dtype == np.float32 and not np.array_equal(fast, accurate)  # the path really changed
     # the NAM goldens' slow integrator amplifies any float32 rounding (see test_goldens.py)
     atol = 1e-4 if entry["format"] == "nam" else 1e-5
@@ -112,7 +109,7 @@ def test_fast_float32_agrees_with_accurate_and_torch(entry):
 def test_fast_float64_is_within_float32_resolution_of_torch(entry):
     model = nbrnn.load(GOLDEN / entry["file"])
     data = np.load(GOLDEN / entry["golden"])
-    np.testing.assert_allclose(_run(model, data["x"], "float64", activations="fast"), data["y64"][:, 0], rtol=0,
+    np.testing.assert_allclose(run_golden(model, data["x"], "float64", activations="fast"), data["y64"][:, 0], rtol=0,
                                atol=1e-6)
 
 
@@ -122,7 +119,7 @@ def test_accurate_float64_is_at_rounding_level(entry):
     model = nbrnn.load(GOLDEN / entry["file"])
     data = np.load(GOLDEN / entry["golden"])
     bound = 2e-13 if entry["format"] == "nam" else 1e-14
-    np.testing.assert_allclose(_run(model, data["x"], "float64"), data["y64"][:, 0], rtol=0, atol=bound)
+    np.testing.assert_allclose(run_golden(model, data["x"], "float64"), data["y64"][:, 0], rtol=0, atol=bound)
 
 
 # -- the stack kernels against the table-driven one -------------------------------------------------------------
@@ -269,7 +266,7 @@ def test_plan_modes(rate, opts, mode):
     assert stream.mode == mode
 
 
-def test_reset_to_a_given_state_continues_the_run():
+def test_reset_to_a_given_state_continues_therun_golden():
     model = nbrnn.load(GOLDEN / "agm_lstm_l2_i2_h6_skip0.json")
     x = _signal(model, 900)
     other = _stream(model, "float64", 44100, dict(method="naive"))

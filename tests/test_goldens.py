@@ -7,21 +7,18 @@ import numpy as np
 import pytest
 
 import nbrnn
-from conftest import GOLDEN, golden_manifest
+from conftest import GOLDEN, golden_manifest, run_golden
 
 MODELS = golden_manifest()
 
 
-def _run(model, x, dtype, **kw):
-    cond = [x[:, i] for i in range(1, x.shape[1])] or None
-    return model.process(x[:, 0], model.trained_rate, method="naive", cond=cond, dtype=dtype, **kw)
 
 
 @pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
 def test_float64_matches_torch(entry):
     model = nbrnn.load(GOLDEN / entry["file"])
     data = np.load(GOLDEN / entry["golden"])
-    y = _run(model, data["x"], "float64")
+    y = run_golden(model, data["x"], "float64")
     np.testing.assert_allclose(y, data["y64"][:, 0], rtol=0, atol=1e-12)
 
 
@@ -29,7 +26,7 @@ def test_float64_matches_torch(entry):
 def test_float32_matches_torch(entry):
     model = nbrnn.load(GOLDEN / entry["file"])
     data = np.load(GOLDEN / entry["golden"])
-    y = _run(model, data["x"], "float32")
+    y = run_golden(model, data["x"], "float32")
     assert y.dtype == np.float32
     # NAM goldens hold a deliberately slow integrator whose float32 rounding drifts (torch's own
     # float32 run is 7.6e-6 away from its float64 run there), so they get a looser bound.
@@ -43,9 +40,9 @@ def test_nam_prewarm_matches_runtime_behaviour(entry):
     cold = nbrnn.load(GOLDEN / entry["file"])
     warm = nbrnn.load(GOLDEN / entry["file"], prewarm=True)
     assert warm.warmup == 0.5
-    np.testing.assert_allclose(_run(warm, data["x"], "float64"), data["y64_prewarm"][:, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(run_golden(warm, data["x"], "float64"), data["y64_prewarm"][:, 0], rtol=0, atol=1e-12)
     # without the stored initial state the output is different: the loader must keep it
-    assert np.abs(_run(cold, data["x"], "float64") - data["y64_prewarm"][:, 0]).max() > 1e-3
+    assert np.abs(run_golden(cold, data["x"], "float64") - data["y64_prewarm"][:, 0]).max() > 1e-3
 
 
 @pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
