@@ -1,6 +1,10 @@
 """Byte-level mutations shared by the format fuzz tests."""
 
+import time
+
 from hypothesis import strategies as st
+
+from nbrnn.errors import NbrnnError
 
 
 def mutation_strategy(set_values):
@@ -31,3 +35,15 @@ def mutate(data: bytes, mutations, span=None) -> bytes:
         elif kind == "set" and buf:
             buf[pos] = mutation[2]
     return bytes(buf)
+
+
+def read_or_none(read, path):
+    """``read(path)``, or None when it raises an NbrnnError; any other exception fails, as does taking 1 s or more."""
+    start = time.perf_counter()
+    try:
+        result = read(path)
+    except NbrnnError:
+        result = None
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0, f"reading took {elapsed:.2f} s"
+    return result

@@ -6,11 +6,11 @@ import time
 
 import numpy as np
 import pytest
-from mutations import mutate, mutation_strategy
+from mutations import mutate, mutation_strategy, read_or_none
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbrnn.errors import ArgumentError, ModelFormatError, NbrnnError, OutputError
+from nbrnn.errors import ArgumentError, ModelFormatError, OutputError
 from nbrnn.formats import safetensors as st_module
 from nbrnn.formats.safetensors import read_safetensors, write_safetensors
 
@@ -246,13 +246,7 @@ def test_fuzzed_files(tmp_path_factory, mutations, header_bias):
     # most interesting bytes are in the header
     span = 8 + int.from_bytes(data[:8], "little") if header_bias else None
     path.write_bytes(mutate(data, mutations, span))
-    start = time.perf_counter()
-    try:
-        result = read_safetensors(path)
-    except NbrnnError:
-        result = None
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"reading took {elapsed:.2f} s"
+    result = read_or_none(read_safetensors, path)
     if result is not None:
         arrays, meta = result
         assert all(isinstance(v, np.ndarray) for v in arrays.values())

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mutations import mutate, mutation_strategy
+from mutations import mutate, mutation_strategy, read_or_none
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbrnn.errors import ModelFormatError, NbrnnError, UnsafeModelError
+from nbrnn.errors import ModelFormatError, UnsafeModelError
 from nbrnn.formats import torch_pickle
 from nbrnn.formats.torch_pickle import read_torch_checkpoint
 
@@ -641,12 +641,6 @@ def test_fuzzed_checkpoints(tmp_path_factory, source, inner, mutations):
         data = mutate(original, mutations)
     path = tmp_path_factory.getbasetemp() / "fuzz-torch.pt"
     path.write_bytes(data)
-    start = time.perf_counter()
-    try:
-        result = read_torch_checkpoint(path)
-    except NbrnnError:
-        result = None
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"reading took {elapsed:.2f} s"
+    result = read_or_none(read_torch_checkpoint, path)
     if result is not None:
         assert all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in result.items())
