@@ -56,15 +56,18 @@ import os
 import numba
 import numpy as np
 from numba import literally, prange
-from numba.extending import overload
+from numba import types
+from numba.extending import intrinsic, overload
 
 _CACHE = os.environ.get("NBRNN_NUMBA_CACHE", "1") not in ("0", "false", "no", "off")
 _JIT = dict(cache=_CACHE, fastmath=True, error_model="numpy", nogil=True)
-# The stack kernels forbid reassociation: every sum is evaluated in the order written,
-# so the arithmetic is identical whatever the plan, block split or vectorisation
-# (bit-exact block invariance and integer-ratio identities).  Nothing there needs it:
-# the inner loops are element-wise, and no reduction is left to the vectoriser.
-_FLAGS = {"nsz", "contract"}
+# The stack kernels forbid reassociation and leave no fusion to the optimiser: every sum is
+# evaluated in the order written and every fused multiply-add is written out (`fma`), so the
+# arithmetic is identical whatever the plan, block split, vectorisation or specialisation
+# (bit-exact block invariance, integer-ratio identities, cached against fresh compiles).
+# Nothing there needs reassociation: the inner loops are element-wise, and no reduction is
+# left to the vectoriser.
+_FLAGS = {"nsz"}
 _JIT_STACK = dict(cache=_CACHE, fastmath=_FLAGS, error_model="numpy", nogil=True)
 _JIT_ACT = dict(fastmath=_FLAGS, error_model="numpy")
 
@@ -109,6 +112,19 @@ def constants(dtype) -> np.ndarray:
 # Activations
 
 
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a·b + c rounded once (``llvm.fma``): the stack kernels' multiply-adds, written out so that the
+    rounding never depends on where the optimiser would have fused (kernels only; one float type)."""
+    if not (isinstance(a, types.Float) and a == b and b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
 def tanh_accurate(x, k):
     """tanh to within 3 ulp, branch-free; ``k`` = the 19 ``ACC`` constants as a tuple (kernels only)."""
     raise NotImplementedError("call from a jitted function")
@@ -124,18 +140,18 @@ def _tanh_accurate_impl(x, k):
             if a > k[0]:
                 a = k[0]
             t = a + a
-            kf = np.floor(t * k[1] + k[16])
-            r = t - kf * k[2]
-            r = r - kf * k[3]
+            kf = np.floor(fma(t, k[1], k[16]))
+            r = fma(-kf, k[2], t)
+            r = fma(-kf, k[3], r)
             r2 = r * r
             r4 = r2 * r2
             # expm1(r) = r + r²·(c2 + c3 r + ... + c13 r^11), Estrin's scheme for a short dependency chain
-            q0 = (k[4] + r * k[5]) + r2 * (k[6] + r * k[7])
-            q1 = (k[8] + r * k[9]) + r2 * (k[10] + r * k[11])
-            q2 = (k[12] + r * k[13]) + r2 * (k[14] + r * k[15])
-            p = r + r2 * (q0 + r4 * (q1 + r4 * q2))
+            q0 = fma(r2, fma(r, k[7], k[6]), fma(r, k[5], k[4]))
+            q1 = fma(r2, fma(r, k[11], k[10]), fma(r, k[9], k[8]))
+            q2 = fma(r2, fma(r, k[15], k[14]), fma(r, k[13], k[12]))
+            p = fma(r2, fma(r4, fma(r4, q2, q1), q0), r)
             scale = np.int64((np.int64(kf) + 1023) << 52).view(np.float64)  # 2^k
-            e = scale * p + (scale - k[17])  # expm1(t) = 2^k·expm1(r) + 2^k − 1
+            e = fma(scale, p, scale - k[17])  # expm1(t) = 2^k·expm1(r) + 2^k − 1
             return math.copysign(e / (e + k[18]), x)
         return impl
     if x == numba.types.float32:
@@ -144,13 +160,13 @@ def _tanh_accurate_impl(x, k):
             if a > k[0]:
                 a = k[0]
             t = a + a
-            kf = np.floor(t * k[1] + k[16])
-            r = t - kf * k[2]
-            r = r - kf * k[3]
+            kf = np.floor(fma(t, k[1], k[16]))
+            r = fma(-kf, k[2], t)
+            r = fma(-kf, k[3], r)
             r2 = r * r
-            p = r + r2 * ((k[4] + r * k[5]) + r2 * ((k[6] + r * k[7]) + r2 * (k[8] + r * k[9])))
+            p = fma(r2, fma(r2, fma(r2, fma(r, k[9], k[8]), fma(r, k[7], k[6])), fma(r, k[5], k[4])), r)
             scale = np.int32((np.int32(kf) + 127) << 23).view(np.float32)
-            e = scale * p + (scale - k[17])
+            e = fma(scale, p, scale - k[17])
             return math.copysign(e / (e + k[18]), x)
         return impl
     return None
@@ -165,8 +181,8 @@ def tanh_fast(x, k):
     if a < -k[0]:
         a = -k[0]
     u = a * a
-    num = k[1] + u * (k[2] + u * (k[3] + u * (k[4] + u * k[5])))
-    den = k[1] + u * (k[6] + u * (k[7] + u * (k[8] + u * k[9])))
+    num = fma(u, fma(u, fma(u, fma(u, k[5], k[4]), k[3]), k[2]), k[1])
+    den = fma(u, fma(u, fma(u, fma(u, k[9], k[8]), k[7]), k[6]), k[1])
     return a * num / den
 
 
@@ -230,7 +246,7 @@ def _wrap(i, n):
 
 @numba.njit(**_JIT_STACK)
 def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
-           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     """One recurrent layer over the rows of ``xin``; ``kind`` and ``filtered`` are compile-time constants.
 
     The last layer writes the head's output (and the skip) to ``out``; the
@@ -245,10 +261,18 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
     literally(kind)
     literally(filtered)
     m = xin.shape[0]
-    hp = ring.shape[1] // 2 if kind == LSTM else ring.shape[1]
-    sp = ring.shape[1]
+    if len(tiles) > 0:
+        # the sizes as compile-time constants: every loop's trip count is known
+        hp = 8 * len(tiles)
+        sp = 2 * hp if kind == LSTM else hp
+        gp = ((4 if kind == LSTM else 3 if kind == GRU else 1) * hp + 15) // 16 * 16
+        groups = hp // 8
+    else:
+        hp = ring.shape[1] // 2 if kind == LSTM else ring.shape[1]
+        sp = ring.shape[1]
+        gp = w_hh.shape[2]
+        groups = w_hh.shape[0]
     ring3 = ring.reshape((ring.shape[0], sp // 8, 8))
-    gp = w_hh.shape[2]
     zr = 1 if kind == GRU else 0
     x_one = w_ih.shape[0] == 1 and w_ih.shape[1] == 1
     n_taps = taps_d.shape[0]
@@ -279,7 +303,7 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
         if x_one:
             xv = xin[n, 0]
             for q in range(gp):
-                zz[0, q] = bias_a[q] + w_ih[0, 0, q] * xv
+                zz[0, q] = fma(w_ih[0, 0, q], xv, bias_a[q])
         else:
             for q in range(gp):
                 zz[0, q] = bias_a[q]
@@ -289,53 +313,53 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
                     v0, v1, v2, v3 = xin[n, b], xin[n, b + 1], xin[n, b + 2], xin[n, b + 3]
                     v4, v5, v6, v7 = xin[n, b + 4], xin[n, b + 5], xin[n, b + 6], xin[n, b + 7]
                     for q in range(gp):
-                        zz[0, q] += (((w_ih[j, 0, q] * v0 + w_ih[j, 1, q] * v1)
-                                      + (w_ih[j, 2, q] * v2 + w_ih[j, 3, q] * v3))
-                                     + ((w_ih[j, 4, q] * v4 + w_ih[j, 5, q] * v5)
-                                        + (w_ih[j, 6, q] * v6 + w_ih[j, 7, q] * v7)))
+                        zz[0, q] += ((fma(w_ih[j, 0, q], v0, w_ih[j, 1, q] * v1)
+                                      + fma(w_ih[j, 2, q], v2, w_ih[j, 3, q] * v3))
+                                     + (fma(w_ih[j, 4, q], v4, w_ih[j, 5, q] * v5)
+                                        + fma(w_ih[j, 6, q], v6, w_ih[j, 7, q] * v7)))
             else:
                 for j in range(w_ih.shape[0]):
                     vj = xin[n, j]
                     for q in range(gp):
-                        zz[0, q] += w_ih[j, 0, q] * vj
+                        zz[0, q] = fma(w_ih[j, 0, q], vj, zz[0, q])
 
         # recurrent side
         if zr == 1:
             for q in range(gp):
                 zz[1, q] = bias_b[q]
         if w_hh.shape[1] == 8:
-            for j in range(w_hh.shape[0]):
+            for j in range(groups):
                 b = 8 * j
                 v0, v1, v2, v3 = ring[sr, b], ring[sr, b + 1], ring[sr, b + 2], ring[sr, b + 3]
                 v4, v5, v6, v7 = ring[sr, b + 4], ring[sr, b + 5], ring[sr, b + 6], ring[sr, b + 7]
                 for q in range(gp):
-                    zz[zr, q] += (((w_hh[j, 0, q] * v0 + w_hh[j, 1, q] * v1)
-                                   + (w_hh[j, 2, q] * v2 + w_hh[j, 3, q] * v3))
-                                  + ((w_hh[j, 4, q] * v4 + w_hh[j, 5, q] * v5)
-                                     + (w_hh[j, 6, q] * v6 + w_hh[j, 7, q] * v7)))
+                    zz[zr, q] += ((fma(w_hh[j, 0, q], v0, w_hh[j, 1, q] * v1)
+                                   + fma(w_hh[j, 2, q], v2, w_hh[j, 3, q] * v3))
+                                  + (fma(w_hh[j, 4, q], v4, w_hh[j, 5, q] * v5)
+                                     + fma(w_hh[j, 6, q], v6, w_hh[j, 7, q] * v7)))
         else:
             for j in range(w_hh.shape[0]):
                 vj = ring[sr, j]
                 for q in range(gp):
-                    zz[zr, q] += w_hh[j, 0, q] * vj
+                    zz[zr, q] = fma(w_hh[j, 0, q], vj, zz[zr, q])
 
         # the cell writes s_n into row pos
         if kind == LSTM:
             for q in range(4 * hp):
                 zz[0, q] = act_tanh(zz[0, q], k)
             for j in range(hp):
-                c = ((half * zz[0, hp + j] + half) * ring[sr, hp + j]
-                     + (half * zz[0, j] + half) * zz[0, 2 * hp + j])
+                c = fma(fma(half, zz[0, hp + j], half), ring[sr, hp + j],
+                        fma(half, zz[0, j], half) * zz[0, 2 * hp + j])
                 ring[pos, hp + j] = c
-                ring[pos, j] = (half * zz[0, 3 * hp + j] + half) * act_tanh(c, k)
+                ring[pos, j] = fma(half, zz[0, 3 * hp + j], half) * act_tanh(c, k)
             if fused:
                 # one pass over h and c together: a row read and written at both j and Hp + j in one
                 # loop would keep the vectoriser out
                 for j in range(sp):
                     v = ring[pos, j]
-                    ring[fnew, j] = w0 * v + ring[ra, j]
-                    ring[ra, j] = w1 * v + ring[rb, j]
-                    ring[rb, j] = w2 * v + ring[rc, j]
+                    ring[fnew, j] = fma(w0, v, ring[ra, j])
+                    ring[ra, j] = fma(w1, v, ring[rb, j])
+                    ring[rb, j] = fma(w2, v, ring[rc, j])
                     ring[rc, j] = w3 * v
         elif kind == GRU:
             for q in range(2 * hp):
@@ -343,19 +367,20 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
             if fused:
                 # n in its own pass, so that the loop carrying the partial sums stays short
                 for j in range(hp):
-                    zz[0, 2 * hp + j] = act_tanh(zz[0, 2 * hp + j] + (half * zz[0, j] + half) * zz[1, 2 * hp + j], k)
+                    n_in = fma(fma(half, zz[0, j], half), zz[1, 2 * hp + j], zz[0, 2 * hp + j])
+                    zz[0, 2 * hp + j] = act_tanh(n_in, k)
                 for j in range(hp):
                     a = zz[0, 2 * hp + j]
-                    h = a + (half * zz[0, hp + j] + half) * (ring[sr, j] - a)
+                    h = fma(fma(half, zz[0, hp + j], half), ring[sr, j] - a, a)
                     ring[pos, j] = h
-                    ring[fnew, j] = w0 * h + ring[ra, j]
-                    ring[ra, j] = w1 * h + ring[rb, j]
-                    ring[rb, j] = w2 * h + ring[rc, j]
+                    ring[fnew, j] = fma(w0, h, ring[ra, j])
+                    ring[ra, j] = fma(w1, h, ring[rb, j])
+                    ring[rb, j] = fma(w2, h, ring[rc, j])
                     ring[rc, j] = w3 * h
             else:
                 for j in range(hp):
-                    a = act_tanh(zz[0, 2 * hp + j] + (half * zz[0, j] + half) * zz[1, 2 * hp + j], k)
-                    ring[pos, j] = a + (half * zz[0, hp + j] + half) * (ring[sr, j] - a)
+                    a = act_tanh(fma(fma(half, zz[0, j], half), zz[1, 2 * hp + j], zz[0, 2 * hp + j]), k)
+                    ring[pos, j] = fma(fma(half, zz[0, hp + j], half), ring[sr, j] - a, a)
         else:
             if relu:
                 for j in range(hp):
@@ -367,9 +392,9 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
             if fused:
                 for j in range(hp):
                     v = ring[pos, j]
-                    ring[fnew, j] = w0 * v + ring[ra, j]
-                    ring[ra, j] = w1 * v + ring[rb, j]
-                    ring[rb, j] = w2 * v + ring[rc, j]
+                    ring[fnew, j] = fma(w0, v, ring[ra, j])
+                    ring[ra, j] = fma(w1, v, ring[rb, j])
+                    ring[rb, j] = fma(w2, v, ring[rc, j])
                     ring[rc, j] = w3 * v
 
         # the plan: ŝ_{n+1} (FIR, allpass; CHAIN is done) or the rescaled state (STN)
@@ -382,12 +407,12 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
                 r2 = _wrap(pos - taps_d[2] + 1, rows)
                 r3 = _wrap(pos - taps_d[3] + 1, rows)
                 for j in range(sp):
-                    ring[fnew, j] = ((w0 * ring[r0, j] + w1 * ring[r1, j]) + w2 * ring[r2, j]) + w3 * ring[r3, j]
+                    ring[fnew, j] = fma(w3, ring[r3, j], fma(w2, ring[r2, j], fma(w0, ring[r0, j], w1 * ring[r1, j])))
             elif n_taps == 2:
                 r0 = _wrap(pos - taps_d[0] + 1, rows)
                 r1 = _wrap(pos - taps_d[1] + 1, rows)
                 for j in range(sp):
-                    ring[fnew, j] = w0 * ring[r0, j] + w1 * ring[r1, j]
+                    ring[fnew, j] = fma(w0, ring[r0, j], w1 * ring[r1, j])
             else:
                 r0 = _wrap(pos - taps_d[0] + 1, rows)
                 for j in range(sp):
@@ -396,15 +421,15 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
                     rt = _wrap(pos - taps_d[t] + 1, rows)
                     wt = taps_w[t]
                     for j in range(sp):
-                        ring[fnew, j] += wt * ring[rt, j]
+                        ring[fnew, j] = fma(wt, ring[rt, j], ring[fnew, j])
         elif mode == MODE_ALLPASS:
             near = _wrap(pos - d1 + 1, rows)
             far = _wrap(near - 1, rows)
             for j in range(sp):
-                ring[fnew, j] = w0 * (ring[near, j] - ring[fcur, j]) + ring[far, j]
+                ring[fnew, j] = fma(w0, ring[near, j] - ring[fcur, j], ring[far, j])
         elif mode == MODE_STN:
             for j in range(sp):
-                ring[pos, j] = ring[sr, j] + w0 * (ring[pos, j] - ring[sr, j])
+                ring[pos, j] = fma(w0, ring[pos, j] - ring[sr, j], ring[sr, j])
 
         # the state passed on: fresh s_n, or ŝ_{n+1}
         if not delayed:
@@ -418,15 +443,15 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
             # same rounding whatever the plan
             for o in range(head_w.shape[0]):
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
-                for j in range(head_w.shape[1]):
-                    a0 += head_w[o, j, 0] * ring3[orow, j, 0]
-                    a1 += head_w[o, j, 1] * ring3[orow, j, 1]
-                    a2 += head_w[o, j, 2] * ring3[orow, j, 2]
-                    a3 += head_w[o, j, 3] * ring3[orow, j, 3]
-                    a4 += head_w[o, j, 4] * ring3[orow, j, 4]
-                    a5 += head_w[o, j, 5] * ring3[orow, j, 5]
-                    a6 += head_w[o, j, 6] * ring3[orow, j, 6]
-                    a7 += head_w[o, j, 7] * ring3[orow, j, 7]
+                for j in range(hp // 8):
+                    a0 = fma(head_w[o, j, 0], ring3[orow, j, 0], a0)
+                    a1 = fma(head_w[o, j, 1], ring3[orow, j, 1], a1)
+                    a2 = fma(head_w[o, j, 2], ring3[orow, j, 2], a2)
+                    a3 = fma(head_w[o, j, 3], ring3[orow, j, 3], a3)
+                    a4 = fma(head_w[o, j, 4], ring3[orow, j, 4], a4)
+                    a5 = fma(head_w[o, j, 5], ring3[orow, j, 5], a5)
+                    a6 = fma(head_w[o, j, 6], ring3[orow, j, 6], a6)
+                    a7 = fma(head_w[o, j, 7], ring3[orow, j, 7], a7)
                 out[n, o] = (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + head_b[o]
             for j in range(skip):
                 out[n, j] += inp[n, j]
@@ -457,6 +482,8 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
 #   inp, skip             the signal and the number of its channels added to the output
 #   zz (2, >= Gp)         scratch
 #   k, half, zero         the activation's constants (tuple), 1/2 and 0
+#   tiles                 () for the size-generic kernel, or a tuple of Hp/8 zeros: compiles a kernel for
+#                         that padded size, every trip count a constant (engine.TILED says when)
 #
 # The ``*_channels`` entries take one more leading axis (channels) on xin, out, yseq, ring, inp and zz
 # and run the channels on all cores.
@@ -464,92 +491,92 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
 
 @numba.njit(**_JIT_STACK)
 def lstm_direct(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
-                bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     _layer(LSTM, False, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def lstm_direct_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-                         bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                         bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
         _layer(LSTM, False, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
-               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero, tiles)
 
 
 @numba.njit(**_JIT_STACK)
 def lstm_filtered(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
-                  bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                  bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     _layer(LSTM, True, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def lstm_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
-                           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
         _layer(LSTM, True, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
-               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero, tiles)
 
 
 @numba.njit(**_JIT_STACK)
 def gru_direct(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
-               bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+               bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     _layer(GRU, False, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def gru_direct_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-                        bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                        bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
         _layer(GRU, False, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
-               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero, tiles)
 
 
 @numba.njit(**_JIT_STACK)
 def gru_filtered(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
-                 bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                 bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     _layer(GRU, True, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+           bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def gru_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-                          bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                          bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
         _layer(GRU, True, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu,
-               w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+               w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero, tiles)
 
 
 @numba.njit(**_JIT_STACK)
 def elman_direct(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
-                 bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                 bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     _layer(RNN_TANH, False, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
-           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def elman_direct_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-                          bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                          bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
         _layer(RNN_TANH, False, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
-               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero, tiles)
 
 
 @numba.njit(**_JIT_STACK)
 def elman_filtered(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-                   bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                   bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     _layer(RNN_TANH, True, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
-           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero)
+           w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def elman_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
-                            w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero):
+                            w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
         _layer(RNN_TANH, True, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
-               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero)
+               relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero, tiles)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -178,6 +178,15 @@ def pack(network: Network, dtype, specialise: bool = True) -> Packed:
 #: Largest weight matrix (bytes) whose rows the stack kernel reads eight at a time: beyond
 #: about the L1 cache the weights stream from L2, where one row at a time is faster.
 UNROLL_BYTES = 64 * 1024
+#: Padded hidden sizes (inclusive range) whose layers run on a kernel compiled for that size, by cell
+#: and dtype item size: every loop's trip count is then a constant.  Measured (docs/speed.md): 5-27 %
+#: faster there; outside these ranges the size-generic kernel was as fast or faster (a loop of 8 with
+#: a constant trip count is not vectorised).  Same bits as the size-generic kernel: the stack kernels
+#: leave no multiply-add to the optimiser's fusion choices (tests/test_fast_paths.py).
+TILED = {("lstm", 4): (16, 64), ("lstm", 8): (16, 64), ("gru", 4): (24, 48)}
+#: Smallest padded hidden size, by cell and item size: a float32 LSTM of H <= 8 runs as H = 16 with
+#: zero rows (exact: a padded unit's state stays 0) on the tiled kernel, faster than H = 8 untiled.
+MIN_PADDED = {("lstm", 4): 16}
 #: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
 
@@ -194,6 +203,13 @@ def is_stack(network: Network) -> bool:
             return False
         layers = layers[:-1]
     return bool(layers) and all(not isinstance(layer, Dense) for layer in layers)
+
+
+def _tiles(layer: StackLayer, dtype: np.dtype) -> tuple:
+    """The stack kernels' ``tiles`` argument: one 0 per group of eight hidden units for a layer run on a
+    kernel compiled for its size (:data:`TILED`), else ()."""
+    low, high = TILED.get((layer.cell, dtype.itemsize), (1, 0))
+    return (0,) * (layer.padded // 8) if low <= layer.padded <= high else ()
 
 
 def _ceil(n: int, m: int) -> int:
@@ -227,7 +243,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
     gate_width = 1
     for layer in recurrent:
         h = layer.hidden_size
-        hp = _ceil(h, 8)
+        hp = max(_ceil(h, 8), MIN_PADDED.get((layer.cell, dt.itemsize), 8))
         n_blocks = CELL_GATES[layer.cell]
         gp = _ceil(n_blocks * hp, 16)
         scale = np.ones(gp)
@@ -419,6 +435,7 @@ class Stream:
         self.k = tuple(k)
         self.half, self.zero = consts[2], consts[0]
         self.entries = [_STACK_ENTRIES[layer.cell, filtered, c > 1] for layer in stack.layers]
+        self.tiles = [_tiles(layer, dt) for layer in stack.layers]
         self.pos = 0
         self.chunk = STACK_CHUNK if len(stack.layers) > 1 else None
 
@@ -570,7 +587,8 @@ class Stream:
             else:
                 x, o = np.ascontiguousarray(inp[:, c0:c0 + m]), np.empty((self.channels, m, out.shape[2]), self.dtype)
             xin = x
-            for l, (layer, entry, ring) in enumerate(zip(self.layers, self.entries, self.rings)):
+            for l, (layer, entry, ring, tiles) in enumerate(zip(self.layers, self.entries, self.rings,
+                                                                self.tiles)):
                 last = l == last_layer
                 if last:
                     yseq = self.nothing
@@ -584,7 +602,7 @@ class Stream:
                     args = (xin, o if last else self.nothing, yseq, ring)
                 entry(*args, self.rows, self.pos, self.frow, *fixed, last, layer.cell == "rnn_relu", layer.w_ih,
                       layer.w_hh, layer.bias_a, layer.bias_b, self.head_w, self.head_b, x, self.packed.skip,
-                      self.zz[0] if one else self.zz, self.k, self.half, self.zero)
+                      self.zz[0] if one else self.zz, self.k, self.half, self.zero, tiles)
                 xin = yseq[0] if one else yseq
             if not one and step != n:
                 out[:, c0:c0 + m] = o

@@ -206,6 +206,63 @@ def test_integer_ratio_fresh_state_is_bit_exact_in_float32(method, ratio, activa
     assert np.array_equal(y_up[::ratio], y)
 
 
+# -- kernels compiled for one hidden size ---------------------------------------------------------------------
+
+SIZED = [("lstm", 5, "float32"), ("lstm", 16, "float32"), ("lstm", 40, "float64"), ("gru", 24, "float32"),
+         ("gru", 40, "float32")]
+SIZED_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
+               (52000, dict(method="lagrange", order=5)), (52000, dict(method="allpass")),
+               (96000, dict(method="stn"))]
+
+
+def _sized_run(cell, h, dtype, rate, opts, activations, channels):
+    network = _random_network([(cell, h), ("dense", 1)], seed=h)
+    stream = engine.Stream(engine.pack(network, dtype), make_plan(48000, rate, **opts), channels, rate, 48000,
+                           activations=activations)
+    x = np.sin(np.arange(channels * 1500).reshape(channels, 1500, 1) * 0.037).astype(dtype)
+    return stream, np.concatenate([stream.feed(x[:, :700]), stream.feed(x[:, 700:])], axis=1)
+
+
+@pytest.mark.parametrize("activations", ["accurate", "fast"])
+@pytest.mark.parametrize("rate,opts", SIZED_PLANS, ids=[f"{p[1]['method']}-{p[0]}" for p in SIZED_PLANS])
+@pytest.mark.parametrize("cell,h,dtype", SIZED, ids=[f"{c}{h}-{d}" for c, h, d in SIZED])
+def test_size_specialised_kernels_are_bit_exact(cell, h, dtype, rate, opts, activations, monkeypatch):
+    """A layer run on a kernel compiled for its size (and a float32 LSTM of H <= 8 padded to 16 zero
+    units) gives the size-generic kernel's result bit for bit, on one channel and on two."""
+    for channels in (1, 2):
+        tiled, y = _sized_run(cell, h, dtype, rate, opts, activations, channels)
+        assert tiled.tiles[0], "this case must run on a size-specialised kernel"
+        with monkeypatch.context() as m:
+            m.setattr(engine, "TILED", {})
+            m.setattr(engine, "MIN_PADDED", {})
+            generic, y_generic = _sized_run(cell, h, dtype, rate, opts, activations, channels)
+        assert not generic.tiles[0]
+        assert np.array_equal(y, y_generic), f"{channels} channel(s)"
+        assert np.array_equal(tiled.state, generic.state)
+
+
+def test_fresh_compile_gives_the_cached_result():
+    """Every multiply-add is written out (no fusion left to the optimiser): a kernel compiled afresh in
+    another process gives the bits of the one this process uses (cached or compiled here)."""
+    import os
+    import subprocess
+    import sys
+
+    case = ("lstm", 16, "float32", 52000, dict(method="lagrange"), "accurate", 1)
+    here = _sized_run(*case)[1]
+    code = (
+        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
+        "import numpy as np\n"
+        "from test_fast_paths import _sized_run\n"
+        "sys.stdout.write(_sized_run(*%r)[1].tobytes().hex())\n"
+    ) % (str(GOLDEN.parents[2]), str(GOLDEN.parents[1]), case)
+    env = dict(os.environ, NBRNN_NUMBA_CACHE="0")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    fresh = np.frombuffer(bytes.fromhex(res.stdout.strip()), dtype=here.dtype).reshape(here.shape)
+    assert np.array_equal(fresh, here)
+
+
 # -- dispatch --------------------------------------------------------------------------------------------------
 
 def _random_network(layers, seed=0):
