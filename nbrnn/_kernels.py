@@ -262,7 +262,8 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
     literally(filtered)
     m = xin.shape[0]
     if len(tiles) > 0:
-        # the sizes as compile-time constants: every loop's trip count is known
+        # the sizes as compile-time constants: every loop's trip count is known (gates padded to a
+        # multiple of 16 as engine.pack_stack pads them; the bit-exact tests hold the two together)
         hp = 8 * len(tiles)
         sp = 2 * hp if kind == LSTM else hp
         gp = ((4 if kind == LSTM else 3 if kind == GRU else 1) * hp + 15) // 16 * 16

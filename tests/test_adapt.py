@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nbrnn
-from conftest import GOLDEN
+from conftest import GOLDEN, run_fresh
 from nbrnn.adapt import allpass_coefficient, lagrange_weights, make_plan
 
 R_UP = 48000 / 44100
@@ -149,20 +149,13 @@ def test_every_method_every_ratio_finite_or_refused():
 
 def test_grid_with_numba_bounds_checking(tmp_path):
     """The same grid in a fresh process with Numba's bounds checks on: no out-of-range read anywhere."""
-    import os
-    import subprocess
-    import sys
-
     code = (
-        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
         "from test_adapt import run_grid\n"
         "out = run_grid(%r, n=200)\n"
         "print(sum(v == 'ok' for v in out.values()))\n"
-    ) % (str(GOLDEN.parents[2]), str(GOLDEN.parents[1]), str(GOLDEN / "agm_gru_l2_i3_h6_skip0.json"))
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NBRNN_NUMBA_CACHE="0", NUMBA_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert int(res.stdout.split()[-1]) == len(RATIOS) * len(ALL_METHODS) - 6  # 6 refusals below R = 1
+    ) % str(GOLDEN / "agm_gru_l2_i3_h6_skip0.json")
+    out = run_fresh(code, NUMBA_BOUNDSCHECK="1", NBRNN_NUMBA_CACHE="0", NUMBA_NUM_THREADS="1")
+    assert int(out.split()[-1]) == len(RATIOS) * len(ALL_METHODS) - 6  # 6 refusals below R = 1
 
 
 def test_refusals_say_what_to_use_instead():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nbrnn
-from conftest import GOLDEN, golden_manifest, run_golden
+from conftest import GOLDEN, golden_manifest, run_fresh, run_golden
 from nbrnn import _kernels, engine
 from nbrnn.adapt import make_plan
 from nbrnn.network import Dense, Network, Recurrent
@@ -244,22 +244,12 @@ def test_size_specialised_kernels_are_bit_exact(cell, h, dtype, rate, opts, acti
 def test_fresh_compile_gives_the_cached_result():
     """Every multiply-add is written out (no fusion left to the optimiser): a kernel compiled afresh in
     another process gives the bits of the one this process uses (cached or compiled here)."""
-    import os
-    import subprocess
-    import sys
-
     case = ("lstm", 16, "float32", 52000, dict(method="lagrange"), "accurate", 1)
     here = _sized_run(*case)[1]
-    code = (
-        "import sys; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
-        "import numpy as np\n"
-        "from test_fast_paths import _sized_run\n"
-        "sys.stdout.write(_sized_run(*%r)[1].tobytes().hex())\n"
-    ) % (str(GOLDEN.parents[2]), str(GOLDEN.parents[1]), case)
-    env = dict(os.environ, NBRNN_NUMBA_CACHE="0")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    fresh = np.frombuffer(bytes.fromhex(res.stdout.strip()), dtype=here.dtype).reshape(here.shape)
+    code = ("from test_fast_paths import _sized_run\n"
+            "sys.stdout.write(_sized_run(*%r)[1].tobytes().hex())\n") % (case,)
+    out = run_fresh(code, NBRNN_NUMBA_CACHE="0")
+    fresh = np.frombuffer(bytes.fromhex(out.strip()), dtype=here.dtype).reshape(here.shape)
     assert np.array_equal(fresh, here)
 
 
