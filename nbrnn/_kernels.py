@@ -263,7 +263,8 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
     m = xin.shape[0]
     if len(tiles) > 0:
         # the sizes as compile-time constants: every loop's trip count is known (gates padded to a
-        # multiple of 16 as engine.pack_stack pads them; the bit-exact tests hold the two together)
+        # multiple of 16 as engine.pack_stack pads them; where it pads further, engine.MIN_GATES, the
+        # extra rows are zero and never read; the bit-exact tests hold the two together)
         hp = 8 * len(tiles)
         sp = 2 * hp if kind == LSTM else hp
         gp = ((4 if kind == LSTM else 3 if kind == GRU else 1) * hp + 15) // 16 * 16
@@ -353,35 +354,12 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
                         fma(half, zz[0, j], half) * zz[0, 2 * hp + j])
                 ring[pos, hp + j] = c
                 ring[pos, j] = fma(half, zz[0, 3 * hp + j], half) * act_tanh(c, k)
-            if fused:
-                # one pass over h and c together: a row read and written at both j and Hp + j in one
-                # loop would keep the vectoriser out
-                for j in range(sp):
-                    v = ring[pos, j]
-                    ring[fnew, j] = fma(w0, v, ring[ra, j])
-                    ring[ra, j] = fma(w1, v, ring[rb, j])
-                    ring[rb, j] = fma(w2, v, ring[rc, j])
-                    ring[rc, j] = w3 * v
         elif kind == GRU:
             for q in range(2 * hp):
                 zz[0, q] = act_tanh(zz[0, q] + zz[1, q], k)
-            if fused:
-                # n in its own pass, so that the loop carrying the partial sums stays short
-                for j in range(hp):
-                    n_in = fma(fma(half, zz[0, j], half), zz[1, 2 * hp + j], zz[0, 2 * hp + j])
-                    zz[0, 2 * hp + j] = act_tanh(n_in, k)
-                for j in range(hp):
-                    a = zz[0, 2 * hp + j]
-                    h = fma(fma(half, zz[0, hp + j], half), ring[sr, j] - a, a)
-                    ring[pos, j] = h
-                    ring[fnew, j] = fma(w0, h, ring[ra, j])
-                    ring[ra, j] = fma(w1, h, ring[rb, j])
-                    ring[rb, j] = fma(w2, h, ring[rc, j])
-                    ring[rc, j] = w3 * h
-            else:
-                for j in range(hp):
-                    a = act_tanh(fma(fma(half, zz[0, j], half), zz[1, 2 * hp + j], zz[0, 2 * hp + j]), k)
-                    ring[pos, j] = fma(fma(half, zz[0, hp + j], half), ring[sr, j] - a, a)
+            for j in range(hp):
+                a = act_tanh(fma(fma(half, zz[0, j], half), zz[1, 2 * hp + j], zz[0, 2 * hp + j]), k)
+                ring[pos, j] = fma(fma(half, zz[0, hp + j], half), ring[sr, j] - a, a)
         else:
             if relu:
                 for j in range(hp):
@@ -390,13 +368,16 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
             else:
                 for j in range(hp):
                     ring[pos, j] = act_tanh(zz[0, j], k)
-            if fused:
-                for j in range(hp):
-                    v = ring[pos, j]
-                    ring[fnew, j] = fma(w0, v, ring[ra, j])
-                    ring[ra, j] = fma(w1, v, ring[rb, j])
-                    ring[rb, j] = fma(w2, v, ring[rc, j])
-                    ring[rc, j] = w3 * v
+        if fused:
+            # a pass of its own over the whole state (an LSTM's h and c together): a loop that also
+            # computed the state, or read and wrote a row at both j and Hp + j, would keep the
+            # vectoriser out
+            for j in range(sp):
+                v = ring[pos, j]
+                ring[fnew, j] = fma(w0, v, ring[ra, j])
+                ring[ra, j] = fma(w1, v, ring[rb, j])
+                ring[rb, j] = fma(w2, v, ring[rc, j])
+                ring[rc, j] = w3 * v
 
         # the plan: ŝ_{n+1} (FIR, allpass; CHAIN is done) or the rescaled state (STN)
         if not filtered or fused:

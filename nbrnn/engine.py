@@ -187,6 +187,10 @@ TILED = {("lstm", 4): (16, 64), ("lstm", 8): (16, 64), ("gru", 4): (24, 48)}
 #: Smallest padded hidden size, by cell and item size: a float32 LSTM of H <= 8 runs as H = 16 with
 #: zero rows (exact: a padded unit's state stays 0) on the tiled kernel, faster than H = 8 untiled.
 MIN_PADDED = {("lstm", 4): 16}
+#: Smallest gate width (the padded 3·Hp of a GRU), by cell and item size: a float32 GRU of H <= 16 runs
+#: with 64 gate rows (zero rows past 3·Hp), so that its gate loops are long enough for the vectoriser's
+#: main loop (16 lanes × 4); 7-17 % faster than 24 or 48 rows (docs/speed.md).
+MIN_GATES = {("gru", 4): 64}
 #: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
 
@@ -245,7 +249,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         h = layer.hidden_size
         hp = max(_ceil(h, 8), MIN_PADDED.get((layer.cell, dt.itemsize), 8))
         n_blocks = CELL_GATES[layer.cell]
-        gp = _ceil(n_blocks * hp, 16)
+        gp = max(_ceil(n_blocks * hp, 16), MIN_GATES.get((layer.cell, dt.itemsize), 16))
         scale = np.ones(gp)
         column = np.empty(n_blocks * h, dtype=np.int64)  # canonical gate row -> padded gate column
         for b, halved in enumerate(_HALVED[layer.cell]):

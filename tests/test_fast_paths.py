@@ -206,10 +206,10 @@ def test_integer_ratio_fresh_state_is_bit_exact_in_float32(method, ratio, activa
     assert np.array_equal(y_up[::ratio], y)
 
 
-# -- kernels compiled for one hidden size ---------------------------------------------------------------------
+# -- kernels compiled for one hidden size, padded layouts ------------------------------------------------------
 
 SIZED = [("lstm", 5, "float32"), ("lstm", 16, "float32"), ("lstm", 40, "float64"), ("gru", 24, "float32"),
-         ("gru", 40, "float32")]
+         ("gru", 40, "float32"), ("gru", 5, "float32"), ("gru", 12, "float32")]
 SIZED_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
                (52000, dict(method="lagrange", order=5)), (52000, dict(method="allpass")),
                (96000, dict(method="stn"))]
@@ -227,16 +227,21 @@ def _sized_run(cell, h, dtype, rate, opts, activations, channels):
 @pytest.mark.parametrize("rate,opts", SIZED_PLANS, ids=[f"{p[1]['method']}-{p[0]}" for p in SIZED_PLANS])
 @pytest.mark.parametrize("cell,h,dtype", SIZED, ids=[f"{c}{h}-{d}" for c, h, d in SIZED])
 def test_size_specialised_kernels_are_bit_exact(cell, h, dtype, rate, opts, activations, monkeypatch):
-    """A layer run on a kernel compiled for its size (and a float32 LSTM of H <= 8 padded to 16 zero
-    units) gives the size-generic kernel's result bit for bit, on one channel and on two."""
+    """A layer run on a kernel compiled for its size, a float32 LSTM of H <= 8 padded to 16 zero units,
+    a float32 GRU of H <= 16 with 64 gate rows: each gives the size-generic kernel's result on the
+    narrowest layout bit for bit, on one channel and on two."""
+    def layout(stream):
+        return stream.tiles[0], stream.stack.layers[0].w_hh.shape
+
     for channels in (1, 2):
         tiled, y = _sized_run(cell, h, dtype, rate, opts, activations, channels)
-        assert tiled.tiles[0], "this case must run on a size-specialised kernel"
         with monkeypatch.context() as m:
             m.setattr(engine, "TILED", {})
             m.setattr(engine, "MIN_PADDED", {})
+            m.setattr(engine, "MIN_GATES", {})
             generic, y_generic = _sized_run(cell, h, dtype, rate, opts, activations, channels)
         assert not generic.tiles[0]
+        assert layout(tiled) != layout(generic), "this case must run on a specialised kernel or layout"
         assert np.array_equal(y, y_generic), f"{channels} channel(s)"
         assert np.array_equal(tiled.state, generic.state)
 
