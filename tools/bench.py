@@ -1,6 +1,6 @@
 """Throughput of nbrnn's per-sample kernels, beside PyTorch and a plain NumPy loop, in one run.
 
-    python tools/bench.py [--quick] [--csv out.csv] [--timer wall|cpu]
+    python tools/bench.py [--quick] [--csv out.csv] [--timer wall|cpu] [--processes N]
 
 For LSTM and GRU of hidden size H (1 input -> recurrent(H) -> Dense(1), skip on,
 random weights, trained rate 44.1 kHz), float32 and float64, both activation
@@ -20,8 +20,11 @@ R = 48000/44100, and reports samples/s and how many times real time that is at
 
 ``--timer cpu`` times single-thread measurements with the thread's CPU time
 instead of the wall clock, which leaves out the time spent waiting for a core
-on a shared machine; the multichannel ratio is always wall-clock.  The table is
-printed and written as CSV (``--csv``, default ``bench.csv``).
+on a shared machine; the multichannel ratio is always wall-clock.  ``--processes N``
+measures every row group in N fresh processes (3 runs each) and reports the
+median over processes, with the spread between them: a compiled kernel can sit
+in a slower mode for a whole process (docs/speed.md), so one process is one
+draw.  The table is printed and written as CSV (``--csv``, default ``bench.csv``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -49,6 +53,8 @@ from nbrnn.adapt import make_plan  # noqa: E402
 TRAINED = 44100.0
 RATE = 48000.0  # the cubic Lagrange run: R = 48000 / 44100
 BLOCK = 4096
+PROCESS_RUNS = 3  # runs per process with --processes
+SECONDS = {False: 2.0, True: 0.5}  # audio per run, by --quick
 GATES = {"lstm": 4, "gru": 3}
 
 
@@ -233,6 +239,56 @@ def have_torch() -> bool:
     return True
 
 
+def measure(cell: str, h: int, dtype: str, quick: bool, runs: int, timer: str, torch_ok: bool) -> dict:
+    """One row group, in this process: samples/s of PyTorch ("torch", when ``torch_ok``), of nbrnn
+    ("accurate plain", "fast cubic", ...; the median of ``runs``) and of the NumPy loop ("numpy"), and
+    "warning" when nbrnn's float64 output and PyTorch's differ."""
+    net = network(cell, h)
+    x = signal(int(SECONDS[quick] * RATE))
+    clock = Clock(timer)
+    runners, rates = {}, {}
+    if torch_ok:
+        runners["torch"] = torch_runner(net, cell, dtype, x)
+        if dtype == "float64":
+            mine = nbrnn.Model(net).process(x, TRAINED, method="naive")
+            err = float(np.abs(mine - runners["torch"][0]()[0, :, 0].numpy()).max())
+            if err > 1e-9:
+                rates["warning"] = f"{cell} H={h}: nbrnn and torch differ by {err:.1e}"
+    for activations in ("accurate", "fast"):
+        runners[f"{activations} plain"] = nbrnn_runner(net, dtype, activations, TRAINED, x)
+        runners[f"{activations} cubic"] = nbrnn_runner(net, dtype, activations, RATE, x)
+    rates.update(median_rates(runners, runs, clock))
+    short = signal(1000 if quick else 2000)
+    rates["numpy"] = median_rates({"numpy": numpy_runner(net, cell, dtype, short)}, 3, clock)["numpy"]
+    return rates
+
+
+def in_processes(args, cell: str, h: int, dtype: str) -> tuple:
+    """One row group measured in ``args.processes`` fresh processes, one after the other: the median rate of
+    each variant over the processes, and for nbrnn's variants the spread (highest / lowest - 1, and the range).
+
+    A compiled kernel can run in a faster or a slower mode for the whole life of a process (docs/speed.md),
+    so a single process's figure is one draw; the median over processes is the typical one.
+    """
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--group", f"{cell},{h},{dtype}", "--runs",
+           str(PROCESS_RUNS), "--timer", args.timer] + (["--quick"] if args.quick else [])
+    draws = []
+    for _ in range(args.processes):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if res.returncode:
+            raise RuntimeError(res.stderr[-2000:])
+        draws.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    rates = {key: float(np.median([d[key] for d in draws])) for key in draws[0] if key != "warning"}
+    rates["warning"] = "; ".join(sorted({d["warning"] for d in draws if d.get("warning")}))
+    spread = {}
+    for key in rates:
+        if key.endswith(("plain", "cubic")):
+            values = [d[key] for d in draws]
+            spread[key] = max(values) / min(values) - 1
+            spread[f"{key} range"] = (min(values), max(values))
+    return rates, spread
+
+
 def fmt(v, spec=".2f"):
     return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
 
@@ -243,53 +299,64 @@ def main(argv=None):
     ap.add_argument("--csv", default="bench.csv", help="where to write the table (default: bench.csv)")
     ap.add_argument("--timer", choices=("wall", "cpu"), default="wall",
                     help="single-thread timings by wall clock (default) or by the thread's CPU time")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="measure every row in this many fresh processes, %d runs each, and report the medians "
+                         "over processes (default 1: all in this process)" % PROCESS_RUNS)
+    ap.add_argument("--group", help=argparse.SUPPRESS)  # one row group, as JSON (used by --processes)
+    ap.add_argument("--runs", type=int, default=PROCESS_RUNS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.processes < 1:
+        ap.error(f"--processes must be at least 1, got {args.processes}")
 
+    if args.group:
+        cell, h, dtype = args.group.split(",")
+        print(json.dumps(measure(cell, int(h), dtype, args.quick, args.runs, args.timer, have_torch())))
+        return
     sizes = (8, 32, 64) if args.quick else (8, 16, 32, 40, 64, 128)
-    seconds, runs = (0.5, 5) if args.quick else (2.0, 7)
-    clock = Clock(args.timer)
-    x = signal(int(seconds * RATE))
-    short = signal(1000 if args.quick else 2000)
+    runs = PROCESS_RUNS if args.processes > 1 else 5 if args.quick else 7
+    x = signal(int(SECONDS[args.quick] * RATE))
     torch_ok = have_torch()
     if torch_ok:
         import torch
     print(f"nbrnn tools/bench.py  {datetime.date.today()}  {cpu_name()}, {os.cpu_count()} cores  "
           f"python {platform.python_version()}  numpy {np.__version__}  "
           f"numba {__import__('numba').__version__}  torch {torch.__version__ if torch_ok else 'absent'}  "
-          f"timer {args.timer}  {x.size} samples x {runs} runs, blocks of {BLOCK}\n")
+          f"timer {args.timer}  {x.size} samples x {runs} runs"
+          f"{f' in each of {args.processes} processes' if args.processes > 1 else ''}, blocks of {BLOCK}\n")
 
     header = ["cell", "H", "dtype", "activations", "plain Msps", "plain xRT48k", "cubic Msps", "cubic cost %",
-              "torch Msps", "plain / torch", "cubic / torch", "numpy Msps"]
-    rows = []
+              "torch Msps", "plain / torch", "cubic / torch", "numpy Msps", "process spread %"]
+    rows, uneven = [], []
     print(" | ".join(header))
     for cell in ("lstm", "gru"):
         for h in sizes:
-            net = network(cell, h)
             for dtype in ("float32", "float64"):
-                runners = {}
-                if torch_ok:
-                    runners["torch"] = torch_runner(net, cell, dtype, x)
-                    if dtype == "float64":
-                        mine = nbrnn.Model(net).process(x, TRAINED, method="naive")
-                        err = float(np.abs(mine - runners["torch"][0]()[0, :, 0].numpy()).max())
-                        if err > 1e-9:
-                            print(f"  ! {cell} H={h}: nbrnn and torch differ by {err:.1e}")
-                for activations in ("accurate", "fast"):
-                    runners[activations, "plain"] = nbrnn_runner(net, dtype, activations, TRAINED, x)
-                    runners[activations, "cubic"] = nbrnn_runner(net, dtype, activations, RATE, x)
-                rates = median_rates(runners, runs, clock)
-                np_rate = median_rates({"numpy": numpy_runner(net, cell, dtype, short)}, 3, clock)["numpy"]
+                if args.processes > 1:
+                    rates, spread = in_processes(args, cell, h, dtype)
+                else:
+                    rates, spread = measure(cell, h, dtype, args.quick, runs, args.timer, torch_ok), {}
+                if rates.get("warning"):
+                    print(f"  ! {rates['warning']}")
                 t_rate = rates.get("torch")
                 for activations in ("accurate", "fast"):
-                    plain, cubic = rates[activations, "plain"], rates[activations, "cubic"]
+                    plain, cubic = rates[f"{activations} plain"], rates[f"{activations} cubic"]
+                    worst = max([spread.get(f"{activations} {v}", 0.0) for v in ("plain", "cubic")])
                     row = [cell, h, dtype, activations, plain / 1e6, plain / 48000, cubic / 1e6,
                            100 * (plain / cubic - 1), None if t_rate is None else t_rate / 1e6,
                            None if t_rate is None else plain / t_rate, None if t_rate is None else cubic / t_rate,
-                           np_rate / 1e6]
+                           rates["numpy"] / 1e6, 100 * worst if spread else None]
                     rows.append(row)
+                    if worst > 0.15:
+                        uneven.append(f"{cell} H={h} {dtype} {activations}: " + ", ".join(
+                            f"{v} {lo / 1e6:.2f}-{hi / 1e6:.2f}" for v in ("plain", "cubic")
+                            for lo, hi in [spread[f"{activations} {v} range"]]))
                     print(" | ".join([cell, str(h), dtype, activations, fmt(row[4]), fmt(row[5], ".0f"), fmt(row[6]),
                                       fmt(row[7], "+.0f"), fmt(row[8], ".3f"), fmt(row[9], ".1f"),
-                                      fmt(row[10], ".1f"), fmt(row[11], ".3f")]), flush=True)
+                                      fmt(row[10], ".1f"), fmt(row[11], ".3f"), fmt(row[12], ".0f")]), flush=True)
+    if uneven:
+        print(f"\nrows whose {args.processes} processes differ by more than 15 % (M samples/s, lowest-highest):")
+        for line in uneven:
+            print(f"  {line}")
 
     extras = []
     # Several channels: one stream of 8 channels on all cores against one channel, taking turns.  On a
