@@ -180,10 +180,11 @@ def pack(network: Network, dtype, specialise: bool = True) -> Packed:
 UNROLL_BYTES = 64 * 1024
 #: Padded hidden sizes (inclusive range) whose layers run on a kernel compiled for that size, by cell
 #: and dtype item size: every loop's trip count is then a constant.  Measured (docs/speed.md): 5-27 %
-#: faster there; outside these ranges the size-generic kernel was as fast or faster (a loop of 8 with
-#: a constant trip count is not vectorised).  Same bits as the size-generic kernel: the stack kernels
-#: leave no multiply-add to the optimiser's fusion choices (tests/test_fast_paths.py).
-TILED = {("lstm", 4): (16, 64), ("lstm", 8): (16, 64), ("gru", 4): (24, 48)}
+#: faster there (GRU 0-25 %); outside these ranges the size-generic kernel was as fast or faster (a
+#: loop of 8 with a constant trip count is not vectorised; above 64 the weights stream from L2 anyway).
+#: Same bits as the size-generic kernel: the stack kernels leave no multiply-add to the optimiser's
+#: fusion choices (tests/test_fast_paths.py).
+TILED = {("lstm", 4): (16, 64), ("lstm", 8): (16, 64), ("gru", 4): (24, 64), ("gru", 8): (24, 64)}
 #: Smallest padded hidden size, by cell and item size: a float32 LSTM of H <= 8 runs as H = 16 with
 #: zero rows (exact: a padded unit's state stays 0) on the tiled kernel, faster than H = 8 untiled.
 MIN_PADDED = {("lstm", 4): 16}
