@@ -90,8 +90,6 @@ def test_tanh_saturates_is_odd_and_keeps_nan(dtype, fast):
 
 # -- end to end against PyTorch --------------------------------------------------------------------------------
 
-
-
 @pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
 def test_fast_float32_agrees_with_accurate_and_torch(entry):
     model = nbrnn.load(GOLDEN / entry["file"])
@@ -318,7 +316,7 @@ def test_plan_modes(rate, opts, mode):
     assert stream.mode == mode
 
 
-def test_reset_to_a_given_state_continues_therun_golden():
+def test_reset_to_a_given_state_continues_the_run():
     model = nbrnn.load(GOLDEN / "agm_lstm_l2_i2_h6_skip0.json")
     x = _signal(model, 900)
     other = _stream(model, "float64", 44100, dict(method="naive"))

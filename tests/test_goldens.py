@@ -12,8 +12,6 @@ from conftest import GOLDEN, golden_manifest, run_golden
 MODELS = golden_manifest()
 
 
-
-
 @pytest.mark.parametrize("entry", MODELS, ids=[m["file"] for m in MODELS])
 def test_float64_matches_torch(entry):
     model = nbrnn.load(GOLDEN / entry["file"])
