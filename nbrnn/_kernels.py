@@ -8,9 +8,9 @@ read from module globals but integer codes, nothing is allocated.  Two families:
 Elman) one after the other and one linear dense head (an identity head when the
 network has none), plus the skip connection.  :func:`nbrnn.engine.pack_stack`
 lays such a network out (:class:`nbrnn.engine.StackLayout`): transposed weights
-grouped eight rows at a time, gate blocks padded to whole vectors, the LSTM's
-i, f, o rows and the GRU's r, z rows pre-scaled by 1/2 (exact) so that one tanh
-serves every gate (sigmoid(x) = tanh(x/2)/2 + 1/2).  The engine calls one entry
+grouped eight, two or one rows at a time (by size), gate blocks padded to whole
+vectors, the LSTM's i, f, o rows and the GRU's r, z rows pre-scaled by 1/2
+(exact) so that one tanh serves every gate (sigmoid(x) = tanh(x/2)/2 + 1/2).  The engine calls one entry
 per layer and block (``lstm_direct``, ``gru_filtered_channels``, ...; see the
 comment above them for the arguments).
 
@@ -253,10 +253,12 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
     others write the state they pass on to ``yseq``.  ``filtered`` selects the
     plan code: False for ``UNIT`` (the direct delay), True for the others.  The gates
     accumulate in ``zz[0]``; a GRU's recurrent product goes to ``zz[1]`` (its n block
-    is scaled by the reset gate).  Matrix rows are read eight at a time, grouped in
+    is scaled by the reset gate).  Matrix rows are read several at a time, grouped in
     3-D arrays so that every inner-loop index is a loop counter or a literal (no
-    negative-index fix-up, which would turn the loads into gathers); eight rows per
-    pass keep the partial sums out of memory for seven of every eight multiply-adds.
+    negative-index fix-up, which would turn the loads into gathers): eight rows per
+    pass keep the partial sums out of memory for seven of every eight multiply-adds
+    while the weights fit the L1 cache; beyond it two rows per pass, then one, stream
+    them from L2 faster (``engine.UNROLL``).
     """
     literally(kind)
     literally(filtered)
@@ -319,6 +321,12 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
                                       + fma(w_ih[j, 2, q], v2, w_ih[j, 3, q] * v3))
                                      + (fma(w_ih[j, 4, q], v4, w_ih[j, 5, q] * v5)
                                         + fma(w_ih[j, 6, q], v6, w_ih[j, 7, q] * v7)))
+            elif w_ih.shape[1] == 2:
+                for j in range(w_ih.shape[0]):
+                    b = 2 * j
+                    v0, v1 = xin[n, b], xin[n, b + 1]
+                    for q in range(gp):
+                        zz[0, q] += fma(w_ih[j, 0, q], v0, w_ih[j, 1, q] * v1)
             else:
                 for j in range(w_ih.shape[0]):
                     vj = xin[n, j]
@@ -339,6 +347,12 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
                                    + fma(w_hh[j, 2, q], v2, w_hh[j, 3, q] * v3))
                                   + (fma(w_hh[j, 4, q], v4, w_hh[j, 5, q] * v5)
                                      + fma(w_hh[j, 6, q], v6, w_hh[j, 7, q] * v7)))
+        elif w_hh.shape[1] == 2:
+            for j in range(w_hh.shape[0]):
+                b = 2 * j
+                v0, v1 = ring[sr, b], ring[sr, b + 1]
+                for q in range(gp):
+                    zz[zr, q] += fma(w_hh[j, 0, q], v0, w_hh[j, 1, q] * v1)
         else:
             for j in range(w_hh.shape[0]):
                 vj = ring[sr, j]
@@ -459,7 +473,7 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
 #   mode, d1              int: plan mode, delay of the direct plans
 #   taps_d, taps_w        int64 delays and weights of the plan
 #   delayed, last, relu   bool: pass ŝ_{n+1} on; this layer feeds the head; Elman with relu
-#   w_ih, w_hh            (groups, unroll, Gp) weights; bias_a, bias_b (Gp)
+#   w_ih, w_hh            (groups, unroll, Gp) weights, unroll = 8, 2 or 1 rows per pass; bias_a, bias_b (Gp)
 #   head_w, head_b        (outputs, Hp/8, 8) and (outputs,)
 #   inp, skip             the signal and the number of its channels added to the output
 #   zz (2, >= Gp)         scratch

@@ -50,7 +50,7 @@ class StackLayer:
     padded: int  # Hp, H rounded up to 8
     state: int  # Sp, its part of the padded state row (2 Hp for an LSTM: h then c)
     offset: int  # where that part starts in the padded state row
-    w_ih: np.ndarray  # (groups, unroll, Gp): W_ih^T, rows grouped by 8 or 1
+    w_ih: np.ndarray  # (groups, unroll, Gp): W_ih^T, rows grouped by 8, 2 or 1 (UNROLL)
     w_hh: np.ndarray  # (groups, unroll, Gp): W_hh^T
     bias_a: np.ndarray  # (Gp,) the gates' bias (a GRU's n block: b_in only)
     bias_b: np.ndarray  # (Gp,) a GRU's recurrent bias (b_hn in the n block), zeros otherwise
@@ -175,9 +175,12 @@ def pack(network: Network, dtype, specialise: bool = True) -> Packed:
                   network.input_size, network.output_size, network.skip, stack)
 
 
-#: Largest weight matrix (bytes) whose rows the stack kernel reads eight at a time: beyond
-#: about the L1 cache the weights stream from L2, where one row at a time is faster.
-UNROLL_BYTES = 64 * 1024
+#: How many rows of a weight matrix the stack kernels read per pass over the gates, by the matrix's
+#: size: (largest size in bytes, rows) in increasing order; one row per pass above the last.  Eight
+#: while the weights fit the L1 cache (fewer passes over the partial sums); once they stream from L2,
+#: two (up to 192 KiB: 11-20 % faster than one or eight for LSTM H = 64 in float32 and float64, GRU
+#: H = 64 float64), then one (float64 H = 128).  Measured in docs/speed.md.
+UNROLL = ((48 * 1024, 8), (192 * 1024, 2))
 #: Padded hidden sizes (inclusive range) whose layers run on a kernel compiled for that size, by cell
 #: and dtype item size: every loop's trip count is then a constant.  Measured (docs/speed.md): 5-27 %
 #: faster there (GRU 0-25 %); outside these ranges the size-generic kernel was as fast or faster (a
@@ -239,7 +242,10 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
 
     def grouped(w):
         rows, gp = w.shape
-        unroll = 8 if rows % 8 == 0 and rows * gp * dt.itemsize <= UNROLL_BYTES else 1
+        size = rows * gp * dt.itemsize
+        unroll = next((u for limit, u in UNROLL if size <= limit), 1)
+        if rows % unroll:
+            unroll = 1
         return w.reshape(rows // unroll, unroll, gp)
 
     recurrent = [layer for layer in network.layers if not isinstance(layer, Dense)]

@@ -172,6 +172,25 @@ def test_stack_kernels_match_table_driven_kernel(name, rate, opts, dtype):
     np.testing.assert_allclose(a, b, rtol=0, atol=atol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("unroll", [8, 2, 1])
+def test_every_weight_layout_matches_table_driven_kernel(unroll, dtype, monkeypatch):
+    """Weight rows read eight, two or one per pass (engine.UNROLL picks by size; forced here on small
+    layers): a GRU on the size-generic kernel feeding an LSTM on a size-specialised one, so that both
+    the recurrent and the input-side loops run in each layout."""
+    network = _random_network([("gru", 16), ("lstm", 24), ("dense", 1)], seed=3)
+    monkeypatch.setattr(engine, "UNROLL", ((1 << 40, unroll),))
+    plan = make_plan(48000, 52000, method="lagrange")
+    stack = engine.Stream(engine.pack(network, dtype), plan, 1, 52000, 48000)
+    table = engine.Stream(engine.pack(network, dtype, specialise=False), plan, 1, 52000, 48000)
+    layers = stack.stack.layers
+    assert [layers[0].w_hh.shape[1], layers[1].w_ih.shape[1], layers[1].w_hh.shape[1]] == [unroll] * 3
+    assert not stack.tiles[0] and stack.tiles[1]
+    x = np.sin(np.arange(900).reshape(1, 900, 1) * 0.037).astype(dtype)
+    atol = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(stack.feed(x), table.feed(x), rtol=0, atol=atol)
+
+
 @pytest.mark.parametrize("activations", ["accurate", "fast"])
 @pytest.mark.parametrize("rate,opts", [(44100, dict(method="naive")), (48000, dict(method="lagrange")),
                                        (96000, dict(method="allpass"))])
