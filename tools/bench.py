@@ -13,6 +13,11 @@ R = 48000/44100, and reports samples/s and how many times real time that is at
   thread, the whole signal in one call, float32 and float64 (when torch is
   importable; its float64 output is checked against nbrnn's);
 * a plain Python + NumPy per-sample loop, on a short signal;
+* the read bound: how many times per second this core can merely read the
+  layer's packed weights (everything the kernel reads per sample; a vectorised
+  sum over them), from L1 or L2 as their size decides.  No kernel that reads its
+  weights once per sample can run faster; a row far below it is bound by the
+  sample-to-sample dependency chain instead (small H);
 * 8 channels on all cores against 1 channel (throughput ratio);
 * cold compile (a fresh process without the on-disk cache: its first ``process``
   call) and warm start (a fresh process with a filled cache: ``import nbrnn``
@@ -41,6 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +101,25 @@ def median_rates(runners: dict, runs: int, clock: Clock, best: bool = False) -> 
             durations[name].append(clock.now() - t)
     pick = np.min if best else np.median
     return {name: runners[name][1] / float(pick(durations[name])) for name in runners}
+
+
+@numba.njit(fastmath=True)  # reassociation lets the vectoriser keep several partial sums
+def _read(a, reps):
+    s = a.dtype.type(0)
+    for _ in range(reps):
+        for i in range(a.shape[0]):
+            s += a[i]
+    return s
+
+
+def read_runner(net, dtype, n):
+    """The packed weights of ``net`` read ``n`` times (the read bound; see the module's docstring)."""
+    params = engine.pack_stack(net, dtype).params
+
+    def run():
+        _read(params, n)
+
+    return run, n
 
 
 def nbrnn_runner(net, dtype, activations, rate, x, channels=1):
@@ -257,6 +282,7 @@ def measure(cell: str, h: int, dtype: str, quick: bool, runs: int, timer: str, t
     for activations in ("accurate", "fast"):
         runners[f"{activations} plain"] = nbrnn_runner(net, dtype, activations, TRAINED, x)
         runners[f"{activations} cubic"] = nbrnn_runner(net, dtype, activations, RATE, x)
+    runners["read"] = read_runner(net, dtype, x.size)
     rates.update(median_rates(runners, runs, clock))
     short = signal(1000 if quick else 2000)
     rates["numpy"] = median_rates({"numpy": numpy_runner(net, cell, dtype, short)}, 3, clock)["numpy"]
@@ -325,7 +351,8 @@ def main(argv=None):
           f"{f' in each of {args.processes} processes' if args.processes > 1 else ''}, blocks of {BLOCK}\n")
 
     header = ["cell", "H", "dtype", "activations", "plain Msps", "plain xRT48k", "cubic Msps", "cubic cost %",
-              "torch Msps", "plain / torch", "cubic / torch", "numpy Msps", "process spread %"]
+              "torch Msps", "plain / torch", "cubic / torch", "numpy Msps", "read bound Msps", "plain / bound %",
+              "process spread %"]
     rows, uneven = [], []
     print(" | ".join(header))
     for cell in ("lstm", "gru"):
@@ -344,7 +371,8 @@ def main(argv=None):
                     row = [cell, h, dtype, activations, plain / 1e6, plain / 48000, cubic / 1e6,
                            100 * (plain / cubic - 1), None if t_rate is None else t_rate / 1e6,
                            None if t_rate is None else plain / t_rate, None if t_rate is None else cubic / t_rate,
-                           rates["numpy"] / 1e6, 100 * worst if spread else None]
+                           rates["numpy"] / 1e6, rates["read"] / 1e6, 100 * plain / rates["read"],
+                           100 * worst if spread else None]
                     rows.append(row)
                     if worst > 0.15:
                         uneven.append(f"{cell} H={h} {dtype} {activations}: " + ", ".join(
@@ -352,7 +380,8 @@ def main(argv=None):
                             for lo, hi in [spread[f"{activations} {v} range"]]))
                     print(" | ".join([cell, str(h), dtype, activations, fmt(row[4]), fmt(row[5], ".0f"), fmt(row[6]),
                                       fmt(row[7], "+.0f"), fmt(row[8], ".3f"), fmt(row[9], ".1f"),
-                                      fmt(row[10], ".1f"), fmt(row[11], ".3f"), fmt(row[12], ".0f")]), flush=True)
+                                      fmt(row[10], ".1f"), fmt(row[11], ".3f"), fmt(row[12]), fmt(row[13], ".0f"),
+                                      fmt(row[14], ".0f")]), flush=True)
     if uneven:
         print(f"\nrows whose {args.processes} processes differ by more than 15 % (M samples/s, lowest-highest):")
         for line in uneven:
