@@ -14,6 +14,11 @@ vectors, the LSTM's i, f, o rows and the GRU's r, z rows pre-scaled by 1/2
 per layer and block (``lstm_direct``, ``gru_filtered_channels``, ...; see the
 comment above them for the arguments).
 
+**A small LSTM in registers** (``lstm_small``): one LSTM layer of padded size 8
+or 16 with one input and one output, plain or with a CHAIN plan, computed on
+SIMD vector values (``VecType``) that stay in registers from sample to sample;
+the same arithmetic as the generic stack kernel, so the same bits.
+
 **Any network** (:func:`run_network`, :func:`run_channels`) is the table-driven
 fallback for everything else (dense layers in front or between, dense
 activations, softmax ...); see its docstring for its ``table``.
@@ -55,9 +60,11 @@ import os
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import literally, prange
 from numba import types
-from numba.extending import intrinsic, overload
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
 
 _CACHE = os.environ.get("NBRNN_NUMBA_CACHE", "1") not in ("0", "false", "no", "off")
 _JIT = dict(cache=_CACHE, fastmath=True, error_model="numpy", nogil=True)
@@ -573,6 +580,456 @@ def elman_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d
     for c in prange(xin.shape[0]):
         _layer(RNN_TANH, True, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last,
                relu, w_ih, w_hh, bias_a, bias_b, head_w, head_b, inp[c], skip, zz[c], k, half, zero, tiles)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SIMD vector values
+#
+# Numba has no vector type: an array lives in memory, so a kernel whose state goes from one sample to the
+# next through an array pays a store and a load (about 3 ns here) every time, and LLVM cannot keep it in
+# registers because it cannot prove that the kernel's arrays do not overlap.  A value of VecType is an
+# LLVM ``<n x float>`` (or double): a local variable of that type stays in registers across loop
+# iterations.  Only the intrinsics below create and combine them; each is the one LLVM instruction or
+# intrinsic its scalar counterpart in this module compiles to, so that a kernel written with them gives
+# the scalar code's bits, lane by lane.  Widths come from types, never from run-time values: vload_t takes
+# the width from a tuple argument's length (8 lanes per element), the others from a vector they are given.
+# (They live in this module because Numba's on-disk cache knows only the kernel's own source file.)
+
+
+class VecType(types.Type):
+    """``n`` lanes of ``dtype`` (float32 or float64) held as one LLVM vector."""
+
+    def __init__(self, dtype, n):
+        self.dtype, self.n = dtype, n
+        super().__init__(name=f"Vec({dtype}, {n})")
+
+
+@register_model(VecType)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(dmm.lookup(fe_type.dtype).get_value_type(), fe_type.n))
+
+
+def _is_vec(*tys):
+    return all(isinstance(t, VecType) for t in tys) and all(t == tys[0] for t in tys)
+
+
+def _splat(builder, ty, value):
+    v = builder.insert_element(ir.Constant(ty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, ir.Constant(ty, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), ty.count), [0] * ty.count))
+
+
+def _pointer(context, builder, arrty, arr, start, vty):
+    ary = context.make_array(arrty)(context, builder, arr)
+    return builder.bitcast(builder.gep(ary.data, [start]), vty.as_pointer())
+
+
+def _llvm_call(builder, name, vty, args):
+    kind = "f32" if vty.element == ir.FloatType() else "f64"
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [a.type for a in args]),
+                                        f"llvm.{name}.v{vty.count}{kind}")
+    return builder.call(fn, args)
+
+
+@intrinsic
+def vload_t(typingctx, arr, start, tiles):
+    """8·len(tiles) consecutive elements of a contiguous 1-D array from ``start`` (no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(tiles, types.UniTuple)):
+        return None
+    vt = VecType(arr.dtype, 8 * tiles.count)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vt)
+        return builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], vty), align=1)
+
+    return vt(arr, start, tiles), codegen
+
+
+@intrinsic
+def vload_as(typingctx, arr, start, like):
+    """As many consecutive elements as ``like`` has lanes, from ``start`` (no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(like, VecType)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(like)
+        return builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], vty), align=1)
+
+    return like(arr, start, like), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, start, v):
+    """``arr[start:start + lanes] = v`` (no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(v, VecType)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _pointer(context, builder, sig.args[0], args[0], args[1], args[2].type), align=1)
+        return context.get_dummy_value()
+
+    return types.none(arr, start, v), codegen
+
+
+@intrinsic
+def splat_as(typingctx, x, like):
+    """``x`` in every lane of a vector like ``like``."""
+    if not (isinstance(like, VecType) and x == like.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, context.get_value_type(like), args[0])
+
+    return like(x, like), codegen
+
+
+@intrinsic
+def lane(typingctx, v, k):
+    """Lane ``k`` of ``v`` (a constant after unrolling, for a register move)."""
+    if not (isinstance(v, VecType) and isinstance(k, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], args[1])
+
+    return v.dtype(v, k), codegen
+
+
+def _binary(op):
+    def typer(typingctx, a, b):
+        if not _is_vec(a, b):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(*args)
+
+        return a(a, b), codegen
+
+    return intrinsic(typer)
+
+
+vadd = _binary("fadd")
+vsub = _binary("fsub")
+vmul = _binary("fmul")
+vdiv = _binary("fdiv")
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """a·b + c rounded once (``llvm.fma``), lane by lane."""
+    if not _is_vec(a, b, c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _llvm_call(builder, "fma", args[0].type, list(args))
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def vclamp_above(typingctx, a, hi):
+    """``hi`` where a > hi, else a (NaN stays NaN): the scalar ``if a > hi: a = hi``."""
+    if not _is_vec(a, hi):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), args[1], args[0])
+
+    return a(a, hi), codegen
+
+
+@intrinsic
+def vclamp_below(typingctx, a, lo):
+    """``lo`` where a < lo, else a (NaN stays NaN)."""
+    if not _is_vec(a, lo):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered("<", args[0], args[1]), args[1], args[0])
+
+    return a(a, lo), codegen
+
+
+@intrinsic
+def vabs(typingctx, a):
+    if not _is_vec(a):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _llvm_call(builder, "fabs", args[0].type, [args[0]])
+
+    return a(a), codegen
+
+
+@intrinsic
+def vfloor(typingctx, a):
+    if not _is_vec(a):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _llvm_call(builder, "floor", args[0].type, [args[0]])
+
+    return a(a), codegen
+
+
+@intrinsic
+def vcopysign(typingctx, a, b):
+    if not _is_vec(a, b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _llvm_call(builder, "copysign", args[0].type, list(args))
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def vexp2i(typingctx, kf):
+    """2^k for integral-valued ``kf`` in the normal range, from the exponent bits (as the scalar kernels)."""
+    if not _is_vec(kf):
+        return None
+    wide = kf.dtype == types.float64
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        ity = ir.VectorType(ir.IntType(64 if wide else 32), vty.count)
+        bias, shift = (1023, 52) if wide else (127, 23)
+        k = builder.fptosi(args[0], ity)
+        k = builder.shl(builder.add(k, ir.Constant(ity, [bias] * vty.count)), ir.Constant(ity, [shift] * vty.count))
+        return builder.bitcast(k, vty)
+
+    return kf(kf), codegen
+
+
+@intrinsic
+def vneg(typingctx, a):
+    if not _is_vec(a):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fneg(args[0])
+
+    return a(a), codegen
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A small LSTM in registers
+#
+# One LSTM layer of padded size 8 or 16 with one input and a one-output head, plain (UNIT with delay 1) or
+# CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType, above) that stay
+# in registers from sample to sample, where the generic kernel stores and loads them three or four times
+# per sample.  The arithmetic is the generic kernel's, operation for operation and in the same order
+# (the eight-row tree, the same tanh), so the two give the same bits (tests/test_fast_paths.py).
+
+
+def vtanh(x, k):
+    """tanh of every lane on the path that ``k`` selects (as :func:`act_tanh`, lane by lane)."""
+    raise NotImplementedError("call from a jitted function")
+
+
+@overload(vtanh, jit_options=_JIT_ACT)
+def _vtanh_impl(x, k):
+    if not (isinstance(x, VecType) and isinstance(k, numba.types.UniTuple)):
+        return None
+    if k.count == 10:
+        def impl(x, k):
+            a = vclamp_above(x, splat_as(k[0], x))
+            a = vclamp_below(a, splat_as(-k[0], x))
+            u = vmul(a, a)
+            one = splat_as(k[1], x)
+            num = vfma(u, vfma(u, vfma(u, vfma(u, splat_as(k[5], x),
+                                                                       splat_as(k[4], x)),
+                                                         splat_as(k[3], x)), splat_as(k[2], x)), one)
+            den = vfma(u, vfma(u, vfma(u, vfma(u, splat_as(k[9], x),
+                                                                       splat_as(k[8], x)),
+                                                         splat_as(k[7], x)), splat_as(k[6], x)), one)
+            return vdiv(vmul(a, num), den)
+        return impl
+    if k.count != 19:
+        return None
+    if x.dtype == numba.types.float64:
+        def impl(x, k):
+            a = vclamp_above(vabs(x), _vc(k, 0, x))
+            t = vadd(a, a)
+            kf = vfloor(vfma(t, _vc(k, 1, x), _vc(k, 16, x)))
+            r = vfma(vneg(kf), _vc(k, 2, x), t)
+            r = vfma(vneg(kf), _vc(k, 3, x), r)
+            r2 = vmul(r, r)
+            r4 = vmul(r2, r2)
+            q0 = vfma(r2, vfma(r, _vc(k, 7, x), _vc(k, 6, x)), vfma(r, _vc(k, 5, x), _vc(k, 4, x)))
+            q1 = vfma(r2, vfma(r, _vc(k, 11, x), _vc(k, 10, x)), vfma(r, _vc(k, 9, x), _vc(k, 8, x)))
+            q2 = vfma(r2, vfma(r, _vc(k, 15, x), _vc(k, 14, x)),
+                            vfma(r, _vc(k, 13, x), _vc(k, 12, x)))
+            p = vfma(r2, vfma(r4, vfma(r4, q2, q1), q0), r)
+            scale = vexp2i(kf)
+            e = vfma(scale, p, vsub(scale, _vc(k, 17, x)))
+            return vcopysign(vdiv(e, vadd(e, _vc(k, 18, x))), x)
+        return impl
+
+    def impl(x, k):
+        a = vclamp_above(vabs(x), _vc(k, 0, x))
+        t = vadd(a, a)
+        kf = vfloor(vfma(t, _vc(k, 1, x), _vc(k, 16, x)))
+        r = vfma(vneg(kf), _vc(k, 2, x), t)
+        r = vfma(vneg(kf), _vc(k, 3, x), r)
+        r2 = vmul(r, r)
+        p = vfma(r2, vfma(r2, vfma(r2, vfma(r, _vc(k, 9, x), _vc(k, 8, x)),
+                                                     vfma(r, _vc(k, 7, x), _vc(k, 6, x))),
+                                      vfma(r, _vc(k, 5, x), _vc(k, 4, x))), r)
+        scale = vexp2i(kf)
+        e = vfma(scale, p, vsub(scale, _vc(k, 17, x)))
+        return vcopysign(vdiv(e, vadd(e, _vc(k, 18, x))), x)
+    return impl
+
+
+@numba.njit(inline="always", **_JIT_ACT)
+def _vc(k, i, like):
+    return splat_as(k[i], like)
+
+
+@numba.njit(inline="always", **_JIT_ACT)
+def _tree8(w0, w1, w2, w3, w4, w5, w6, w7, v0, v1, v2, v3, v4, v5, v6, v7):
+    """The generic kernel's eight-row tree, on vectors."""
+    return vadd(vadd(vfma(w0, v0, vmul(w1, v1)), vfma(w2, v2, vmul(w3, v3))),
+                      vadd(vfma(w4, v4, vmul(w5, v5)), vfma(w6, v6, vmul(w7, v7))))
+
+
+@numba.njit(**_JIT_STACK)
+def _lstm_small(xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, head_w, head_b, inp, skip,
+                k, half, zero, lanes):
+    """One LSTM layer of padded size 8·len(lanes) (8 or 16), one input, a one-output head, plain (UNIT, delay
+    1) or CHAIN, with its state in registers; same arguments and same bits as the generic kernel."""
+    m = xin.shape[0]
+    if m == 0:
+        return
+    sp = ring.shape[1]
+    hp = sp // 2
+    gp = w_hh.shape[2]
+    rf = ring.reshape(ring.size)
+    wf = w_hh.reshape(w_hh.size)
+    ihf = w_ih.reshape(w_ih.size)
+    hf = head_w.reshape(head_w.size)
+    chain = mode == MODE_CHAIN
+    n_taps = taps_w.shape[0]
+    ra = rows + 2
+    rb = rows + 3
+    rc = rows + 4
+    sr = f0 if chain else _wrap(p0 - 1, rows)
+    h = vload_t(rf, sr * sp, lanes)  # the state fed back, ŝ_n
+    c = vload_as(rf, sr * sp + hp, h)
+    ah = vload_as(rf, ra * sp, h)
+    ac = vload_as(rf, ra * sp + hp, h)
+    bh = vload_as(rf, rb * sp, h)
+    bc = vload_as(rf, rb * sp + hp, h)
+    ch = vload_as(rf, rc * sp, h)
+    cc = vload_as(rf, rc * sp + hp, h)
+    tw0 = splat_as(taps_w[0], h)
+    tw1 = splat_as(taps_w[1] if n_taps > 1 else zero, h)
+    tw2 = splat_as(taps_w[2] if n_taps > 2 else zero, h)
+    tw3 = splat_as(taps_w[3] if n_taps > 3 else zero, h)
+    vhalf = splat_as(half, h)
+    xi = vload_as(ihf, 0 * hp, h)
+    bi = vload_as(bias_a, 0 * hp, h)
+    xf = vload_as(ihf, 1 * hp, h)
+    bf = vload_as(bias_a, 1 * hp, h)
+    xg = vload_as(ihf, 2 * hp, h)
+    bg = vload_as(bias_a, 2 * hp, h)
+    xo = vload_as(ihf, 3 * hp, h)
+    bo = vload_as(bias_a, 3 * hp, h)
+    hw = vload_as(hf, 0, h)
+    hn = h
+    cn = c
+    for n in range(m):
+        xv = splat_as(xin[n, 0], h)
+        zi = vfma(xi, xv, bi)
+        zf = vfma(xf, xv, bf)
+        zg = vfma(xg, xv, bg)
+        zo = vfma(xo, xv, bo)
+        for g in range(len(lanes)):
+            v0 = splat_as(lane(h, 8 * g + 0), h)
+            v1 = splat_as(lane(h, 8 * g + 1), h)
+            v2 = splat_as(lane(h, 8 * g + 2), h)
+            v3 = splat_as(lane(h, 8 * g + 3), h)
+            v4 = splat_as(lane(h, 8 * g + 4), h)
+            v5 = splat_as(lane(h, 8 * g + 5), h)
+            v6 = splat_as(lane(h, 8 * g + 6), h)
+            v7 = splat_as(lane(h, 8 * g + 7), h)
+            o = 8 * g * gp + 0 * hp
+            zi = vadd(zi, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
+                                          v0, v1, v2, v3, v4, v5, v6, v7))
+            o = 8 * g * gp + 1 * hp
+            zf = vadd(zf, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
+                                          v0, v1, v2, v3, v4, v5, v6, v7))
+            o = 8 * g * gp + 2 * hp
+            zg = vadd(zg, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
+                                          v0, v1, v2, v3, v4, v5, v6, v7))
+            o = 8 * g * gp + 3 * hp
+            zo = vadd(zo, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
+                                          v0, v1, v2, v3, v4, v5, v6, v7))
+        zi = vtanh(zi, k)
+        zf = vtanh(zf, k)
+        zg = vtanh(zg, k)
+        zo = vtanh(zo, k)
+        cn = vfma(vfma(vhalf, zf, vhalf), c, vmul(vfma(vhalf, zi, vhalf), zg))
+        hn = vmul(vfma(vhalf, zo, vhalf), vtanh(cn, k))
+        if chain:
+            h = vfma(tw0, hn, ah)
+            ah = vfma(tw1, hn, bh)
+            bh = vfma(tw2, hn, ch)
+            ch = vmul(tw3, hn)
+            c = vfma(tw0, cn, ac)
+            ac = vfma(tw1, cn, bc)
+            bc = vfma(tw2, cn, cc)
+            cc = vmul(tw3, cn)
+            s = h if delayed else hn
+        else:
+            h = hn
+            c = cn
+            s = hn
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+        for g in range(len(lanes)):
+            a0 = fma(lane(hw, 8 * g + 0), lane(s, 8 * g + 0), a0)
+            a1 = fma(lane(hw, 8 * g + 1), lane(s, 8 * g + 1), a1)
+            a2 = fma(lane(hw, 8 * g + 2), lane(s, 8 * g + 2), a2)
+            a3 = fma(lane(hw, 8 * g + 3), lane(s, 8 * g + 3), a3)
+            a4 = fma(lane(hw, 8 * g + 4), lane(s, 8 * g + 4), a4)
+            a5 = fma(lane(hw, 8 * g + 5), lane(s, 8 * g + 5), a5)
+            a6 = fma(lane(hw, 8 * g + 6), lane(s, 8 * g + 6), a6)
+            a7 = fma(lane(hw, 8 * g + 7), lane(s, 8 * g + 7), a7)
+        out[n, 0] = (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + head_b[0]
+        if skip:
+            out[n, 0] += inp[n, 0]
+    # the ring as the generic kernel leaves it: s_n in the last sample's row, and for CHAIN the next
+    # feedback row and the partial sums
+    last = _wrap(p0 + (m - 1) % rows, rows)
+    vstore(rf, last * sp, hn)
+    vstore(rf, last * sp + hp, cn)
+    if chain:
+        fend = f0 if m % 2 == 0 else 2 * rows + 1 - f0
+        vstore(rf, fend * sp, h)
+        vstore(rf, fend * sp + hp, c)
+        vstore(rf, ra * sp, ah)
+        vstore(rf, ra * sp + hp, ac)
+        vstore(rf, rb * sp, bh)
+        vstore(rf, rb * sp + hp, bc)
+        vstore(rf, rc * sp, ch)
+        vstore(rf, rc * sp + hp, cc)
+
+
+@numba.njit(**_JIT_STACK)
+def lstm_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
+               bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
+    _lstm_small(xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, head_w, head_b, inp, skip, k,
+                half, zero, tiles)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def lstm_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
+                        bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
+    for c in prange(xin.shape[0]):
+        _lstm_small(xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, head_w, head_b,
+                    inp[c], skip, k, half, zero, tiles)
 
 
 # ---------------------------------------------------------------------------------------------------------------

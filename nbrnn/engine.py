@@ -190,11 +190,16 @@ UNROLL = ((48 * 1024, 8), (192 * 1024, 2))
 TILED = {("lstm", 4): (16, 64), ("lstm", 8): (16, 64), ("gru", 4): (24, 64), ("gru", 8): (24, 64)}
 #: Smallest padded hidden size, by cell and item size: a float32 LSTM of H <= 8 runs as H = 16 with
 #: zero rows (exact: a padded unit's state stays 0) on the tiled kernel, faster than H = 8 untiled.
+#: Not for a network of the register kernel's shape (:func:`small_shape`), which runs H = 8 faster.
 MIN_PADDED = {("lstm", 4): 16}
 #: Smallest gate width (the padded 3·Hp of a GRU), by cell and item size: a float32 GRU of H <= 16 runs
 #: with 64 gate rows (zero rows past 3·Hp), so that its gate loops are long enough for the vectoriser's
 #: main loop (16 lanes × 4); 7-17 % faster than 24 or 48 rows (docs/speed.md).
 MIN_GATES = {("gru", 4): 64}
+#: Padded hidden sizes of a single LSTM layer (one input, one output) that runs on the kernel keeping its
+#: state in SIMD registers (``_kernels.lstm_small``), plain or with a CHAIN plan; same bits as the
+#: generic kernel (docs/speed.md, item 12).
+SMALL = (8, 16)
 #: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
 
@@ -211,6 +216,14 @@ def is_stack(network: Network) -> bool:
             return False
         layers = layers[:-1]
     return bool(layers) and all(not isinstance(layer, Dense) for layer in layers)
+
+
+def small_shape(network: Network) -> bool:
+    """One LSTM layer with one input, and one output (a dense head or none) with at most a one-channel skip:
+    the shape of the kernel that keeps the state in registers (:data:`SMALL`, for some plans)."""
+    layers = [layer for layer in network.layers if not isinstance(layer, Dense)]
+    return (len(layers) == 1 and layers[0].cell == "lstm" and network.input_size == 1
+            and network.output_size == 1 and network.skip <= 1 and _ceil(layers[0].hidden_size, 8) in SMALL)
 
 
 def _tiles(layer: StackLayer, dtype: np.dtype) -> tuple:
@@ -249,12 +262,13 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         return w.reshape(rows // unroll, unroll, gp)
 
     recurrent = [layer for layer in network.layers if not isinstance(layer, Dense)]
+    min_padded = {} if small_shape(network) else MIN_PADDED
     in_rows = network.input_size
     state_offset = 0
     gate_width = 1
     for layer in recurrent:
         h = layer.hidden_size
-        hp = max(_ceil(h, 8), MIN_PADDED.get((layer.cell, dt.itemsize), 8))
+        hp = max(_ceil(h, 8), min_padded.get((layer.cell, dt.itemsize), 8))
         n_blocks = CELL_GATES[layer.cell]
         gp = max(_ceil(n_blocks * hp, 16), MIN_GATES.get((layer.cell, dt.itemsize), 16))
         scale = np.ones(gp)
@@ -447,6 +461,9 @@ class Stream:
         self.half, self.zero = consts[2], consts[0]
         self.entries = [_STACK_ENTRIES[layer.cell, filtered, c > 1] for layer in stack.layers]
         self.tiles = [_tiles(layer, dt) for layer in stack.layers]
+        if self._small():
+            self.entries = [_kernels.lstm_small_channels if c > 1 else _kernels.lstm_small]
+            self.tiles = [(0,) * (stack.layers[0].padded // 8)]  # the vector width
         self.pos = 0
         self.chunk = STACK_CHUNK if len(stack.layers) > 1 else None
 
@@ -482,6 +499,14 @@ class Stream:
         self.rings = [arena.get(r) for r in rings]
         self.seq = [arena.get(q) for q in seq]
         self.nothing = arena.get(nothing)
+
+    def _small(self) -> bool:
+        """Whether the stack runs on the kernel with its state in registers (:data:`SMALL`)."""
+        stack = self.stack
+        layer = stack.layers[0]
+        return (len(stack.layers) == 1 and layer.cell == "lstm" and layer.padded in SMALL
+                and layer.w_ih.shape[:2] == (1, 1) and stack.head_w.shape[0] == 1 and self.packed.skip <= 1
+                and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 
     def reset(self, state: np.ndarray | None = None) -> None:
         """Return to the model's initial state (or to ``state``: one recurrent state vector per channel)."""

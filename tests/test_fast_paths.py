@@ -7,6 +7,8 @@ paths the older tests do not reach (float32, the fast path, chunked multi-layer
 stacks, several channels).  No timing here: see tools/bench.py.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -232,8 +234,8 @@ SIZED_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
                (96000, dict(method="stn"))]
 
 
-def _sized_run(cell, h, dtype, rate, opts, activations, channels):
-    network = _random_network([(cell, h), ("dense", 1)], seed=h)
+def _sized_run(cell, h, dtype, rate, opts, activations, channels, outputs=1, skip=0):
+    network = dataclasses.replace(_random_network([(cell, h), ("dense", outputs)], seed=h), skip=skip)
     stream = engine.Stream(engine.pack(network, dtype), make_plan(48000, rate, **opts), channels, rate, 48000,
                            activations=activations)
     x = np.sin(np.arange(channels * 1500).reshape(channels, 1500, 1) * 0.037).astype(dtype)
@@ -251,16 +253,40 @@ def test_size_specialised_kernels_are_bit_exact(cell, h, dtype, rate, opts, acti
         return stream.tiles[0], stream.stack.layers[0].w_hh.shape
 
     for channels in (1, 2):
-        tiled, y = _sized_run(cell, h, dtype, rate, opts, activations, channels)
+        # two outputs: not the register kernel's shape (test_register_kernel_is_bit_exact), whatever the plan
+        tiled, y = _sized_run(cell, h, dtype, rate, opts, activations, channels, outputs=2)
         with monkeypatch.context() as m:
             m.setattr(engine, "TILED", {})
             m.setattr(engine, "MIN_PADDED", {})
             m.setattr(engine, "MIN_GATES", {})
-            generic, y_generic = _sized_run(cell, h, dtype, rate, opts, activations, channels)
+            generic, y_generic = _sized_run(cell, h, dtype, rate, opts, activations, channels, outputs=2)
         assert not generic.tiles[0]
         assert layout(tiled) != layout(generic), "this case must run on a specialised kernel or layout"
         assert np.array_equal(y, y_generic), f"{channels} channel(s)"
         assert np.array_equal(tiled.state, generic.state)
+
+
+SMALL_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
+               (52000, dict(method="linear", output="delayed")), (44000, dict(method="lagrange", order=2)),
+               (96000, dict(method="allpass"))]  # the last one is not the register kernel's: it must not take it
+
+
+@pytest.mark.parametrize("activations", ["accurate", "fast"])
+@pytest.mark.parametrize("rate,opts", SMALL_PLANS, ids=[f"{p[1]['method']}-{p[0]}" for p in SMALL_PLANS])
+@pytest.mark.parametrize("h,dtype", [(5, "float32"), (8, "float64"), (12, "float32"), (16, "float64")])
+def test_register_kernel_is_bit_exact(h, dtype, rate, opts, activations, monkeypatch):
+    """A single small LSTM with its state in SIMD registers (plain, CHAIN plans) gives the generic kernel's
+    result bit for bit, on one channel and on two, fed in two blocks, and leaves the same state."""
+    for channels, skip in ((1, 1), (2, 0)):
+        small, y = _sized_run("lstm", h, dtype, rate, opts, activations, channels, skip=skip)
+        with monkeypatch.context() as m:
+            m.setattr(engine, "SMALL", ())
+            generic, y_generic = _sized_run("lstm", h, dtype, rate, opts, activations, channels, skip=skip)
+        takes = small.entries[0] in (_kernels.lstm_small, _kernels.lstm_small_channels)
+        assert takes == (opts["method"] != "allpass")
+        assert generic.entries[0] not in (_kernels.lstm_small, _kernels.lstm_small_channels)
+        assert np.array_equal(y, y_generic), f"{channels} channel(s)"
+        assert np.array_equal(small.state, generic.state)
 
 
 def test_fresh_compile_gives_the_cached_result():
