@@ -14,8 +14,8 @@ vectors, the LSTM's i, f, o rows and the GRU's r, z rows pre-scaled by 1/2
 per layer and block (``lstm_direct``, ``gru_filtered_channels``, ...; see the
 comment above them for the arguments).
 
-**A small LSTM in registers** (``lstm_small``): one LSTM layer of padded size 8
-or 16 with one input and one output, plain or with a CHAIN plan, computed on
+**A small LSTM or GRU in registers** (``lstm_small``, ``gru_small``): one layer
+of padded size 8 or 16 with one input and one output, plain or with a CHAIN plan, computed on
 SIMD vector values (``VecType``) that stay in registers from sample to sample;
 the same arithmetic as the generic stack kernel, so the same bits.
 
@@ -633,17 +633,35 @@ def _llvm_call(builder, name, vty, args):
 
 
 @intrinsic
-def vload_t(typingctx, arr, start, tiles):
-    """8·len(tiles) consecutive elements of a contiguous 1-D array from ``start`` (no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(tiles, types.UniTuple)):
+def vload_t(typingctx, arr, start, tiles, blocks):
+    """8·len(tiles)·blocks consecutive elements of a contiguous 1-D array from ``start`` (no bounds check;
+    ``blocks`` a literal)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(tiles, types.UniTuple)
+            and isinstance(blocks, types.IntegerLiteral)):
         return None
-    vt = VecType(arr.dtype, 8 * tiles.count)
+    vt = VecType(arr.dtype, 8 * tiles.count * blocks.literal_value)
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(vt)
         return builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], vty), align=1)
 
-    return vt(arr, start, tiles), codegen
+    return vt(arr, start, tiles, blocks), codegen
+
+
+@intrinsic
+def vpart(typingctx, v, i, like):
+    """Lanes [i·n, i·n + n) of ``v`` as a vector like ``like`` (n lanes; ``i`` a literal)."""
+    if not (isinstance(v, VecType) and isinstance(like, VecType) and v.dtype == like.dtype
+            and isinstance(i, types.IntegerLiteral)):
+        return None
+    n = like.n
+    first = i.literal_value * n
+
+    def codegen(context, builder, sig, args):
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(first, first + n)))
+        return builder.shuffle_vector(args[0], ir.Constant(args[0].type, ir.Undefined), mask)
+
+    return like(v, i, like), codegen
 
 
 @intrinsic
@@ -814,10 +832,10 @@ def vneg(typingctx, a):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# A small LSTM in registers
+# A small LSTM or GRU in registers
 #
-# One LSTM layer of padded size 8 or 16 with one input and a one-output head, plain (UNIT with delay 1) or
-# CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType, above) that stay
+# One LSTM or GRU layer of padded size 8 or 16 with one input and a one-output head, plain (UNIT with delay
+# 1) or CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType, above) that stay
 # in registers from sample to sample, where the generic kernel stores and loads them three or four times
 # per sample.  The arithmetic is the generic kernel's, operation for operation and in the same order
 # (the eight-row tree, the same tanh), so the two give the same bits (tests/test_fast_paths.py).
@@ -896,92 +914,96 @@ def _tree8(w0, w1, w2, w3, w4, w5, w6, w7, v0, v1, v2, v3, v4, v5, v6, v7):
 
 
 @numba.njit(**_JIT_STACK)
-def _lstm_small(xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, head_w, head_b, inp, skip,
-                k, half, zero, lanes):
-    """One LSTM layer of padded size 8·len(lanes) (8 or 16), one input, a one-output head, plain (UNIT, delay
-    1) or CHAIN, with its state in registers; same arguments and same bits as the generic kernel."""
+def _small(kind, blocks, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w,
+           head_b, inp, skip, k, half, zero, lanes):
+    """One LSTM or GRU layer (``kind``, a compile-time constant) of padded size Hp = 8·len(lanes) (8 or 16),
+    one input, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the generic
+    kernel's arguments and bits.  The gates are one vector of ``blocks``·Hp lanes (4 for the LSTM, 3 for the
+    GRU; a compile-time constant too)."""
+    literally(kind)
+    literally(blocks)
     m = xin.shape[0]
     if m == 0:
         return
     sp = ring.shape[1]
-    hp = sp // 2
+    hp = 8 * len(lanes)
     gp = w_hh.shape[2]
     rf = ring.reshape(ring.size)
     wf = w_hh.reshape(w_hh.size)
-    ihf = w_ih.reshape(w_ih.size)
-    hf = head_w.reshape(head_w.size)
     chain = mode == MODE_CHAIN
     n_taps = taps_w.shape[0]
     ra = rows + 2
     rb = rows + 3
     rc = rows + 4
     sr = f0 if chain else _wrap(p0 - 1, rows)
-    h = vload_t(rf, sr * sp, lanes)  # the state fed back, ŝ_n
-    c = vload_as(rf, sr * sp + hp, h)
+    # the state fed back (ŝ_n: h, and an LSTM's c) and the CHAIN mode's partial sums A, B, C
+    h = vload_t(rf, sr * sp, lanes, 1)
     ah = vload_as(rf, ra * sp, h)
-    ac = vload_as(rf, ra * sp + hp, h)
     bh = vload_as(rf, rb * sp, h)
-    bc = vload_as(rf, rb * sp + hp, h)
     ch = vload_as(rf, rc * sp, h)
-    cc = vload_as(rf, rc * sp + hp, h)
+    c = ac = bc = cc = h
+    if kind == LSTM:
+        c = vload_as(rf, sr * sp + hp, h)
+        ac = vload_as(rf, ra * sp + hp, h)
+        bc = vload_as(rf, rb * sp + hp, h)
+        cc = vload_as(rf, rc * sp + hp, h)
     tw0 = splat_as(taps_w[0], h)
     tw1 = splat_as(taps_w[1] if n_taps > 1 else zero, h)
     tw2 = splat_as(taps_w[2] if n_taps > 2 else zero, h)
     tw3 = splat_as(taps_w[3] if n_taps > 3 else zero, h)
     vhalf = splat_as(half, h)
-    xi = vload_as(ihf, 0 * hp, h)
-    bi = vload_as(bias_a, 0 * hp, h)
-    xf = vload_as(ihf, 1 * hp, h)
-    bf = vload_as(bias_a, 1 * hp, h)
-    xg = vload_as(ihf, 2 * hp, h)
-    bg = vload_as(bias_a, 2 * hp, h)
-    xo = vload_as(ihf, 3 * hp, h)
-    bo = vload_as(bias_a, 3 * hp, h)
-    hw = vload_as(hf, 0, h)
+    wx = vload_t(w_ih.reshape(w_ih.size), 0, lanes, blocks)
+    ba = vload_as(bias_a, 0, wx)
+    bb = vload_as(bias_b, 0, wx)
+    hw = vload_as(head_w.reshape(head_w.size), 0, h)
     hn = h
     cn = c
     for n in range(m):
-        xv = splat_as(xin[n, 0], h)
-        zi = vfma(xi, xv, bi)
-        zf = vfma(xf, xv, bf)
-        zg = vfma(xg, xv, bg)
-        zo = vfma(xo, xv, bo)
+        za = vfma(wx, splat_as(xin[n, 0], wx), ba)  # the input side (zz[0] of the generic kernel)
+        zb = bb  # the GRU's recurrent sum (its zz[1]); the LSTM adds to za
         for g in range(len(lanes)):
-            v0 = splat_as(lane(h, 8 * g + 0), h)
-            v1 = splat_as(lane(h, 8 * g + 1), h)
-            v2 = splat_as(lane(h, 8 * g + 2), h)
-            v3 = splat_as(lane(h, 8 * g + 3), h)
-            v4 = splat_as(lane(h, 8 * g + 4), h)
-            v5 = splat_as(lane(h, 8 * g + 5), h)
-            v6 = splat_as(lane(h, 8 * g + 6), h)
-            v7 = splat_as(lane(h, 8 * g + 7), h)
-            o = 8 * g * gp + 0 * hp
-            zi = vadd(zi, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
-                                          v0, v1, v2, v3, v4, v5, v6, v7))
-            o = 8 * g * gp + 1 * hp
-            zf = vadd(zf, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
-                                          v0, v1, v2, v3, v4, v5, v6, v7))
-            o = 8 * g * gp + 2 * hp
-            zg = vadd(zg, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
-                                          v0, v1, v2, v3, v4, v5, v6, v7))
-            o = 8 * g * gp + 3 * hp
-            zo = vadd(zo, _tree8(vload_as(wf, o + 0 * gp, h), vload_as(wf, o + 1 * gp, h), vload_as(wf, o + 2 * gp, h), vload_as(wf, o + 3 * gp, h), vload_as(wf, o + 4 * gp, h), vload_as(wf, o + 5 * gp, h), vload_as(wf, o + 6 * gp, h), vload_as(wf, o + 7 * gp, h),
-                                          v0, v1, v2, v3, v4, v5, v6, v7))
-        zi = vtanh(zi, k)
-        zf = vtanh(zf, k)
-        zg = vtanh(zg, k)
-        zo = vtanh(zo, k)
-        cn = vfma(vfma(vhalf, zf, vhalf), c, vmul(vfma(vhalf, zi, vhalf), zg))
-        hn = vmul(vfma(vhalf, zo, vhalf), vtanh(cn, k))
+            o = 8 * g * gp
+            v0 = splat_as(lane(h, 8 * g + 0), wx)
+            v1 = splat_as(lane(h, 8 * g + 1), wx)
+            v2 = splat_as(lane(h, 8 * g + 2), wx)
+            v3 = splat_as(lane(h, 8 * g + 3), wx)
+            v4 = splat_as(lane(h, 8 * g + 4), wx)
+            v5 = splat_as(lane(h, 8 * g + 5), wx)
+            v6 = splat_as(lane(h, 8 * g + 6), wx)
+            v7 = splat_as(lane(h, 8 * g + 7), wx)
+            w0 = vload_as(wf, o + 0 * gp, wx)
+            w1 = vload_as(wf, o + 1 * gp, wx)
+            w2 = vload_as(wf, o + 2 * gp, wx)
+            w3 = vload_as(wf, o + 3 * gp, wx)
+            w4 = vload_as(wf, o + 4 * gp, wx)
+            w5 = vload_as(wf, o + 5 * gp, wx)
+            w6 = vload_as(wf, o + 6 * gp, wx)
+            w7 = vload_as(wf, o + 7 * gp, wx)
+            t = _tree8(w0, w1, w2, w3, w4, w5, w6, w7, v0, v1, v2, v3, v4, v5, v6, v7)
+            if kind == LSTM:
+                za = vadd(za, t)
+            else:
+                zb = vadd(zb, t)
+        if kind == LSTM:
+            za = vtanh(za, k)
+            ig = vfma(vhalf, vpart(za, 0, h), vhalf)
+            cn = vfma(vfma(vhalf, vpart(za, 1, h), vhalf), c, vmul(ig, vpart(za, 2, h)))
+            hn = vmul(vfma(vhalf, vpart(za, 3, h), vhalf), vtanh(cn, k))
+        else:
+            r = vtanh(vadd(vpart(za, 0, h), vpart(zb, 0, h)), k)
+            z = vtanh(vadd(vpart(za, 1, h), vpart(zb, 1, h)), k)
+            a = vtanh(vfma(vfma(vhalf, r, vhalf), vpart(zb, 2, h), vpart(za, 2, h)), k)
+            hn = vfma(vfma(vhalf, z, vhalf), vsub(h, a), a)
         if chain:
             h = vfma(tw0, hn, ah)
             ah = vfma(tw1, hn, bh)
             bh = vfma(tw2, hn, ch)
             ch = vmul(tw3, hn)
-            c = vfma(tw0, cn, ac)
-            ac = vfma(tw1, cn, bc)
-            bc = vfma(tw2, cn, cc)
-            cc = vmul(tw3, cn)
+            if kind == LSTM:
+                c = vfma(tw0, cn, ac)
+                ac = vfma(tw1, cn, bc)
+                bc = vfma(tw2, cn, cc)
+                cc = vmul(tw3, cn)
             s = h if delayed else hn
         else:
             h = hn
@@ -1004,32 +1026,50 @@ def _lstm_small(xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh,
     # feedback row and the partial sums
     last = _wrap(p0 + (m - 1) % rows, rows)
     vstore(rf, last * sp, hn)
-    vstore(rf, last * sp + hp, cn)
     if chain:
         fend = f0 if m % 2 == 0 else 2 * rows + 1 - f0
         vstore(rf, fend * sp, h)
-        vstore(rf, fend * sp + hp, c)
         vstore(rf, ra * sp, ah)
-        vstore(rf, ra * sp + hp, ac)
         vstore(rf, rb * sp, bh)
-        vstore(rf, rb * sp + hp, bc)
         vstore(rf, rc * sp, ch)
-        vstore(rf, rc * sp + hp, cc)
+    if kind == LSTM:
+        vstore(rf, last * sp + hp, cn)
+        if chain:
+            vstore(rf, fend * sp + hp, c)
+            vstore(rf, ra * sp + hp, ac)
+            vstore(rf, rb * sp + hp, bc)
+            vstore(rf, rc * sp + hp, cc)
+
 
 
 @numba.njit(**_JIT_STACK)
 def lstm_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
                bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
-    _lstm_small(xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, head_w, head_b, inp, skip, k,
-                half, zero, tiles)
+    _small(LSTM, 4, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
+           inp, skip, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
-def lstm_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh,
-                        bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
+def lstm_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
+                        w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
-        _lstm_small(xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, head_w, head_b,
-                    inp[c], skip, k, half, zero, tiles)
+        _small(LSTM, 4, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
+               head_w, head_b, inp[c], skip, k, half, zero, tiles)
+
+
+@numba.njit(**_JIT_STACK)
+def gru_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
+               bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
+    _small(GRU, 3, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
+           inp, skip, k, half, zero, tiles)
+
+
+@numba.njit(parallel=True, **_JIT_STACK)
+def gru_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
+                        w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
+    for c in prange(xin.shape[0]):
+        _small(GRU, 3, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
+               head_w, head_b, inp[c], skip, k, half, zero, tiles)
 
 
 # ---------------------------------------------------------------------------------------------------------------

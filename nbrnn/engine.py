@@ -196,9 +196,9 @@ MIN_PADDED = {("lstm", 4): 16}
 #: with 64 gate rows (zero rows past 3·Hp), so that its gate loops are long enough for the vectoriser's
 #: main loop (16 lanes × 4); 7-17 % faster than 24 or 48 rows (docs/speed.md).
 MIN_GATES = {("gru", 4): 64}
-#: Padded hidden sizes of a single LSTM layer (one input, one output) that runs on the kernel keeping its
-#: state in SIMD registers (``_kernels.lstm_small``), plain or with a CHAIN plan; same bits as the
-#: generic kernel (docs/speed.md, item 12).
+#: Padded hidden sizes of a single LSTM or GRU layer (one input, one output) that runs on the kernel
+#: keeping its state in SIMD registers (``_kernels.lstm_small``, ``gru_small``), plain or with a CHAIN
+#: plan; same bits as the generic kernel (docs/speed.md, item 12).
 SMALL = (8, 16)
 #: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
@@ -219,10 +219,10 @@ def is_stack(network: Network) -> bool:
 
 
 def small_shape(network: Network) -> bool:
-    """One LSTM layer with one input, and one output (a dense head or none) with at most a one-channel skip:
-    the shape of the kernel that keeps the state in registers (:data:`SMALL`, for some plans)."""
+    """One LSTM or GRU layer with one input, and one output (a dense head or none) with at most a one-channel
+    skip: the shape of the kernel that keeps the state in registers (:data:`SMALL`, for some plans)."""
     layers = [layer for layer in network.layers if not isinstance(layer, Dense)]
-    return (len(layers) == 1 and layers[0].cell == "lstm" and network.input_size == 1
+    return (len(layers) == 1 and layers[0].cell in ("lstm", "gru") and network.input_size == 1
             and network.output_size == 1 and network.skip <= 1 and _ceil(layers[0].hidden_size, 8) in SMALL)
 
 
@@ -326,6 +326,9 @@ _STACK_ENTRIES = {
     for cell, name in (("lstm", "lstm"), ("gru", "gru"), ("rnn_tanh", "elman"), ("rnn_relu", "elman"))
     for filtered in (False, True) for several in (False, True)
 }
+
+_SMALL_ENTRIES = {(cell, several): getattr(_kernels, f"{cell}_small{'_channels' if several else ''}")
+                  for cell in ("lstm", "gru") for several in (False, True)}
 
 
 def rate_fraction(ratio: float, name: str) -> Fraction:
@@ -462,7 +465,7 @@ class Stream:
         self.entries = [_STACK_ENTRIES[layer.cell, filtered, c > 1] for layer in stack.layers]
         self.tiles = [_tiles(layer, dt) for layer in stack.layers]
         if self._small():
-            self.entries = [_kernels.lstm_small_channels if c > 1 else _kernels.lstm_small]
+            self.entries = [_SMALL_ENTRIES[stack.layers[0].cell, c > 1]]
             self.tiles = [(0,) * (stack.layers[0].padded // 8)]  # the vector width
         self.pos = 0
         self.chunk = STACK_CHUNK if len(stack.layers) > 1 else None
@@ -504,7 +507,7 @@ class Stream:
         """Whether the stack runs on the kernel with its state in registers (:data:`SMALL`)."""
         stack = self.stack
         layer = stack.layers[0]
-        return (len(stack.layers) == 1 and layer.cell == "lstm" and layer.padded in SMALL
+        return (len(stack.layers) == 1 and layer.cell in ("lstm", "gru") and layer.padded in SMALL
                 and layer.w_ih.shape[:2] == (1, 1) and stack.head_w.shape[0] == 1 and self.packed.skip <= 1
                 and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 

@@ -273,18 +273,19 @@ SMALL_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
 
 @pytest.mark.parametrize("activations", ["accurate", "fast"])
 @pytest.mark.parametrize("rate,opts", SMALL_PLANS, ids=[f"{p[1]['method']}-{p[0]}" for p in SMALL_PLANS])
-@pytest.mark.parametrize("h,dtype", [(5, "float32"), (8, "float64"), (12, "float32"), (16, "float64")])
-def test_register_kernel_is_bit_exact(h, dtype, rate, opts, activations, monkeypatch):
-    """A single small LSTM with its state in SIMD registers (plain, CHAIN plans) gives the generic kernel's
-    result bit for bit, on one channel and on two, fed in two blocks, and leaves the same state."""
+@pytest.mark.parametrize("cell,h,dtype", [("lstm", 5, "float32"), ("lstm", 8, "float64"), ("lstm", 12, "float32"),
+                                          ("lstm", 16, "float64"), ("gru", 7, "float32"), ("gru", 16, "float64")])
+def test_register_kernel_is_bit_exact(cell, h, dtype, rate, opts, activations, monkeypatch):
+    """A single small LSTM or GRU with its state in SIMD registers (plain, CHAIN plans) gives the generic
+    kernel's result bit for bit, on one channel and on two, fed in two blocks, and leaves the same state."""
+    registers = (_kernels.lstm_small, _kernels.lstm_small_channels, _kernels.gru_small, _kernels.gru_small_channels)
     for channels, skip in ((1, 1), (2, 0)):
-        small, y = _sized_run("lstm", h, dtype, rate, opts, activations, channels, skip=skip)
+        small, y = _sized_run(cell, h, dtype, rate, opts, activations, channels, skip=skip)
         with monkeypatch.context() as m:
             m.setattr(engine, "SMALL", ())
-            generic, y_generic = _sized_run("lstm", h, dtype, rate, opts, activations, channels, skip=skip)
-        takes = small.entries[0] in (_kernels.lstm_small, _kernels.lstm_small_channels)
-        assert takes == (opts["method"] != "allpass")
-        assert generic.entries[0] not in (_kernels.lstm_small, _kernels.lstm_small_channels)
+            generic, y_generic = _sized_run(cell, h, dtype, rate, opts, activations, channels, skip=skip)
+        assert (small.entries[0] in registers) == (opts["method"] != "allpass")
+        assert generic.entries[0] not in registers
         assert np.array_equal(y, y_generic), f"{channels} channel(s)"
         assert np.array_equal(small.state, generic.state)
 
