@@ -198,8 +198,9 @@ MIN_PADDED = {("lstm", 4): 16}
 MIN_GATES = {("gru", 4): 64}
 #: Padded hidden sizes of a single LSTM or GRU layer (one input, one output) that runs on the kernel
 #: keeping its state in SIMD registers (``_kernels.lstm_small``, ``gru_small``), plain or with a CHAIN
-#: plan; same bits as the generic kernel (docs/speed.md, item 12).
-SMALL = (8, 16)
+#: plan, by cell and dtype item size; same bits as the generic kernel (docs/speed.md, item 12).  Not the
+#: float64 LSTM at 16: its 64 gate lanes of float64 crowd the registers (accurate path 17 % slower).
+SMALL = {("lstm", 4): (8, 16), ("lstm", 8): (8,), ("gru", 4): (8, 16), ("gru", 8): (8, 16)}
 #: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
 
@@ -218,12 +219,13 @@ def is_stack(network: Network) -> bool:
     return bool(layers) and all(not isinstance(layer, Dense) for layer in layers)
 
 
-def small_shape(network: Network) -> bool:
+def small_shape(network: Network, dtype: np.dtype) -> bool:
     """One LSTM or GRU layer with one input, and one output (a dense head or none) with at most a one-channel
     skip: the shape of the kernel that keeps the state in registers (:data:`SMALL`, for some plans)."""
     layers = [layer for layer in network.layers if not isinstance(layer, Dense)]
     return (len(layers) == 1 and layers[0].cell in ("lstm", "gru") and network.input_size == 1
-            and network.output_size == 1 and network.skip <= 1 and _ceil(layers[0].hidden_size, 8) in SMALL)
+            and network.output_size == 1 and network.skip <= 1
+            and _ceil(layers[0].hidden_size, 8) in SMALL.get((layers[0].cell, dtype.itemsize), ()))
 
 
 def _tiles(layer: StackLayer, dtype: np.dtype) -> tuple:
@@ -262,7 +264,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         return w.reshape(rows // unroll, unroll, gp)
 
     recurrent = [layer for layer in network.layers if not isinstance(layer, Dense)]
-    min_padded = {} if small_shape(network) else MIN_PADDED
+    min_padded = {} if small_shape(network, dt) else MIN_PADDED
     in_rows = network.input_size
     state_offset = 0
     gate_width = 1
@@ -507,7 +509,7 @@ class Stream:
         """Whether the stack runs on the kernel with its state in registers (:data:`SMALL`)."""
         stack = self.stack
         layer = stack.layers[0]
-        return (len(stack.layers) == 1 and layer.cell in ("lstm", "gru") and layer.padded in SMALL
+        return (len(stack.layers) == 1 and layer.padded in SMALL.get((layer.cell, self.dtype.itemsize), ())
                 and layer.w_ih.shape[:2] == (1, 1) and stack.head_w.shape[0] == 1 and self.packed.skip <= 1
                 and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 
