@@ -1041,7 +1041,6 @@ def _small(kind, blocks, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_
             vstore(rf, rc * sp + hp, cc)
 
 
-
 @numba.njit(**_JIT_STACK)
 def lstm_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
                bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
@@ -1059,14 +1058,14 @@ def lstm_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, ta
 
 @numba.njit(**_JIT_STACK)
 def gru_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
-               bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
+              bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     _small(GRU, 3, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
            inp, skip, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def gru_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
-                        w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
+                       w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
         _small(GRU, 3, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
                head_w, head_b, inp[c], skip, k, half, zero, tiles)
