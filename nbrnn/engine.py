@@ -219,13 +219,17 @@ def is_stack(network: Network) -> bool:
     return bool(layers) and all(not isinstance(layer, Dense) for layer in layers)
 
 
+def _register_shape(layers, inputs: int, outputs: int, skip: int, itemsize: int) -> bool:
+    """One recurrent layer, given as (cell, padded size), of a size :data:`SMALL` lists, with one input and one
+    output and at most a one-channel skip: the shape of the kernel that keeps the state in registers."""
+    return (len(layers) == 1 and layers[0][1] in SMALL.get((layers[0][0], itemsize), ()) and inputs == 1
+            and outputs == 1 and skip <= 1)
+
+
 def small_shape(network: Network, dtype: np.dtype) -> bool:
-    """One LSTM or GRU layer with one input, and one output (a dense head or none) with at most a one-channel
-    skip: the shape of the kernel that keeps the state in registers (:data:`SMALL`, for some plans)."""
-    layers = [layer for layer in network.layers if not isinstance(layer, Dense)]
-    return (len(layers) == 1 and layers[0].cell in ("lstm", "gru") and network.input_size == 1
-            and network.output_size == 1 and network.skip <= 1
-            and _ceil(layers[0].hidden_size, 8) in SMALL.get((layers[0].cell, dtype.itemsize), ()))
+    """Whether ``network`` has the register kernel's shape (:func:`_register_shape`; the plan decides the rest)."""
+    layers = [(layer.cell, _ceil(layer.hidden_size, 8)) for layer in network.layers if not isinstance(layer, Dense)]
+    return _register_shape(layers, network.input_size, network.output_size, network.skip, dtype.itemsize)
 
 
 def _tiles(layer: StackLayer, dtype: np.dtype) -> tuple:
@@ -507,10 +511,9 @@ class Stream:
 
     def _small(self) -> bool:
         """Whether the stack runs on the kernel with its state in registers (:data:`SMALL`)."""
-        stack = self.stack
-        layer = stack.layers[0]
-        return (len(stack.layers) == 1 and layer.padded in SMALL.get((layer.cell, self.dtype.itemsize), ())
-                and layer.w_ih.shape[:2] == (1, 1) and stack.head_w.shape[0] == 1 and self.packed.skip <= 1
+        packed = self.packed
+        layers = [(layer.cell, layer.padded) for layer in self.stack.layers]
+        return (_register_shape(layers, packed.n_inputs, packed.n_outputs, packed.skip, self.dtype.itemsize)
                 and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 
     def reset(self, state: np.ndarray | None = None) -> None:
