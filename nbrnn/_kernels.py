@@ -15,7 +15,7 @@ per layer and block (``lstm_direct``, ``gru_filtered_channels``, ...; see the
 comment above them for the arguments).
 
 **A small LSTM or GRU in registers** (``lstm_small``, ``gru_small``): one layer
-of padded size 8 or 16 with one input and one output, plain or with a CHAIN plan, computed on
+of padded size 8, 16 or 32 with one input and one output, plain or with a CHAIN plan, computed on
 SIMD vector values (``VecType``) that stay in registers from sample to sample;
 the same arithmetic as the generic stack kernel, so the same bits.
 
@@ -834,7 +834,7 @@ def vneg(typingctx, a):
 # ---------------------------------------------------------------------------------------------------------------
 # A small LSTM or GRU in registers
 #
-# One LSTM or GRU layer of padded size 8 or 16 with one input and a one-output head, plain (UNIT with delay
+# One LSTM or GRU layer of padded size 8, 16 or 32 with one input and a one-output head, plain (UNIT with delay
 # 1) or CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType, above) that stay
 # in registers from sample to sample, where the generic kernel stores and loads them three or four times
 # per sample.  The arithmetic is the generic kernel's, operation for operation and in the same order
@@ -914,14 +914,13 @@ def _tree8(w0, w1, w2, w3, w4, w5, w6, w7, v0, v1, v2, v3, v4, v5, v6, v7):
 
 
 @numba.njit(**_JIT_STACK)
-def _small(kind, blocks, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w,
-           head_b, inp, skip, k, half, zero, lanes):
-    """One LSTM or GRU layer (``kind``, a compile-time constant) of padded size Hp = 8·len(lanes) (8 or 16),
-    one input, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the generic
-    kernel's arguments and bits.  The gates are one vector of ``blocks``·Hp lanes (4 for the LSTM, 3 for the
-    GRU; a compile-time constant too)."""
+def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
+           inp, skip, k, half, zero, lanes):
+    """One LSTM or GRU layer (``kind``, a compile-time constant) of padded size Hp = 8·len(lanes) (8, 16 or
+    32), one input, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the generic
+    kernel's arguments and bits.  The gates are one vector of 4·Hp lanes (the LSTM's four blocks; the GRU's
+    three and a zero block: ``engine.pack_stack`` pads its gate rows to 4·Hp for this kernel)."""
     literally(kind)
-    literally(blocks)
     m = xin.shape[0]
     if m == 0:
         return
@@ -952,7 +951,7 @@ def _small(kind, blocks, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_
     tw2 = splat_as(taps_w[2] if n_taps > 2 else zero, h)
     tw3 = splat_as(taps_w[3] if n_taps > 3 else zero, h)
     vhalf = splat_as(half, h)
-    wx = vload_t(w_ih.reshape(w_ih.size), 0, lanes, blocks)
+    wx = vload_t(w_ih.reshape(w_ih.size), 0, lanes, 4)
     ba = vload_as(bias_a, 0, wx)
     bb = vload_as(bias_b, 0, wx)
     hw = vload_as(head_w.reshape(head_w.size), 0, h)
@@ -1044,7 +1043,7 @@ def _small(kind, blocks, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_
 @numba.njit(**_JIT_STACK)
 def lstm_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
                bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
-    _small(LSTM, 4, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
+    _small(LSTM, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
            inp, skip, k, half, zero, tiles)
 
 
@@ -1052,14 +1051,14 @@ def lstm_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, del
 def lstm_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
                         w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
-        _small(LSTM, 4, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
+        _small(LSTM, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
                head_w, head_b, inp[c], skip, k, half, zero, tiles)
 
 
 @numba.njit(**_JIT_STACK)
 def gru_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
               bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
-    _small(GRU, 3, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
+    _small(GRU, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
            inp, skip, k, half, zero, tiles)
 
 
@@ -1067,7 +1066,7 @@ def gru_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, dela
 def gru_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
                        w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
-        _small(GRU, 3, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
+        _small(GRU, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
                head_w, head_b, inp[c], skip, k, half, zero, tiles)
 
 
