@@ -678,6 +678,25 @@ def vload_as(typingctx, arr, start, like):
 
 
 @intrinsic
+def vrows8(typingctx, arr, start, stride, like):
+    """Eight vectors like ``like`` from ``start``, ``start + stride``, ... ``start + 7·stride`` (no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(like, VecType)
+            and isinstance(stride, types.Integer)):
+        return None
+    tup = types.UniTuple(like, 8)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(like)
+        start, stride = args[1], context.cast(builder, args[2], sig.args[2], sig.args[1])
+        rows = [builder.load(_pointer(context, builder, sig.args[0], args[0],
+                                      builder.add(start, builder.mul(stride, ir.Constant(start.type, r))), vty),
+                             align=1) for r in range(8)]
+        return context.make_tuple(builder, tup, rows)
+
+    return tup(arr, start, stride, like), codegen
+
+
+@intrinsic
 def vstore(typingctx, arr, start, v):
     """``arr[start:start + lanes] = v`` (no bounds check)."""
     if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(v, VecType)):
@@ -907,10 +926,19 @@ def _vc(k, i, like):
 
 
 @numba.njit(inline="always", **_JIT_ACT)
-def _tree8(w0, w1, w2, w3, w4, w5, w6, w7, v0, v1, v2, v3, v4, v5, v6, v7):
-    """The generic kernel's eight-row tree, on vectors."""
-    return vadd(vadd(vfma(w0, v0, vmul(w1, v1)), vfma(w2, v2, vmul(w3, v3))),
-                      vadd(vfma(w4, v4, vmul(w5, v5)), vfma(w6, v6, vmul(w7, v7))))
+def _tree8(w, v):
+    """The generic kernel's eight-row tree, on vectors (``w``, ``v``: tuples of eight)."""
+    return vadd(vadd(vfma(w[0], v[0], vmul(w[1], v[1])), vfma(w[2], v[2], vmul(w[3], v[3]))),
+                vadd(vfma(w[4], v[4], vmul(w[5], v[5])), vfma(w[6], v[6], vmul(w[7], v[7]))))
+
+
+@numba.njit(inline="always", **_JIT_ACT)
+def _units8(h, g, like):
+    """Units 8·g .. 8·g + 7 of the state ``h``, each in every lane of a vector like ``like``."""
+    b = 8 * g
+    return (splat_as(lane(h, b), like), splat_as(lane(h, b + 1), like), splat_as(lane(h, b + 2), like),
+            splat_as(lane(h, b + 3), like), splat_as(lane(h, b + 4), like), splat_as(lane(h, b + 5), like),
+            splat_as(lane(h, b + 6), like), splat_as(lane(h, b + 7), like))
 
 
 @numba.njit(**_JIT_STACK)
@@ -918,8 +946,7 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
            inp, skip, k, half, zero, lanes):
     """One LSTM or GRU layer (``kind``, a compile-time constant) of padded size Hp = 8·len(lanes) (8, 16 or
     32), one input, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the generic
-    kernel's arguments and bits.  The gates are one vector of 4·Hp lanes (the LSTM's four blocks; the GRU's
-    three and a zero block: ``engine.pack_stack`` pads its gate rows to 4·Hp for this kernel)."""
+    kernel's arguments and bits."""
     literally(kind)
     m = xin.shape[0]
     if m == 0:
@@ -951,47 +978,72 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
     tw2 = splat_as(taps_w[2] if n_taps > 2 else zero, h)
     tw3 = splat_as(taps_w[3] if n_taps > 3 else zero, h)
     vhalf = splat_as(half, h)
-    wx = vload_t(w_ih.reshape(w_ih.size), 0, lanes, 4)
-    ba = vload_as(bias_a, 0, wx)
-    bb = vload_as(bias_b, 0, wx)
+    wi = w_ih.reshape(w_ih.size)
+    # The gate sums as one vector of Hp lanes per block (i, f, g, o; r, z, n), except a float32 LSTM of
+    # Hp = 8: its blocks in pairs (i, f), (g, o), vectors of 16 lanes that fill a 512-bit register.
+    pair = kind == LSTM and hp == 8 and rf.itemsize == 4
+    x0 = vload_as(wi, 0, h)
+    x1 = vload_as(wi, hp, h)
+    x2 = vload_as(wi, 2 * hp, h)
+    x3 = vload_as(wi, 3 * hp, h) if kind == LSTM else x2
+    b0 = vload_as(bias_a, 0, h)
+    b1 = vload_as(bias_a, hp, h)
+    b2 = vload_as(bias_a, 2 * hp, h)
+    b3 = vload_as(bias_a, 3 * hp, h) if kind == LSTM else b2
+    e0 = vload_as(bias_b, 0, h)
+    e1 = vload_as(bias_b, hp, h)
+    e2 = vload_as(bias_b, 2 * hp, h)
+    x01 = vload_t(wi, 0, lanes, 2)
+    x23 = vload_as(wi, 2 * hp, x01) if kind == LSTM else x01
+    b01 = vload_as(bias_a, 0, x01)
+    b23 = vload_as(bias_a, 2 * hp, x01) if kind == LSTM else b01
     hw = vload_as(head_w.reshape(head_w.size), 0, h)
     hn = h
     cn = c
     for n in range(m):
-        za = vfma(wx, splat_as(xin[n, 0], wx), ba)  # the input side (zz[0] of the generic kernel)
-        zb = bb  # the GRU's recurrent sum (its zz[1]); the LSTM adds to za
+        # the input side (zz[0] of the generic kernel); the GRU's recurrent sums (its zz[1]) in y0 .. y2
+        xv = splat_as(xin[n, 0], h)
+        z0 = vfma(x0, xv, b0)
+        z1 = vfma(x1, xv, b1)
+        z2 = vfma(x2, xv, b2)
+        z3 = vfma(x3, xv, b3)
+        xw = splat_as(xin[n, 0], x01)
+        z01 = vfma(x01, xw, b01)
+        z23 = vfma(x23, xw, b23)
+        y0 = e0
+        y1 = e1
+        y2 = e2
         for g in range(len(lanes)):
             o = 8 * g * gp
-            v0 = splat_as(lane(h, 8 * g + 0), wx)
-            v1 = splat_as(lane(h, 8 * g + 1), wx)
-            v2 = splat_as(lane(h, 8 * g + 2), wx)
-            v3 = splat_as(lane(h, 8 * g + 3), wx)
-            v4 = splat_as(lane(h, 8 * g + 4), wx)
-            v5 = splat_as(lane(h, 8 * g + 5), wx)
-            v6 = splat_as(lane(h, 8 * g + 6), wx)
-            v7 = splat_as(lane(h, 8 * g + 7), wx)
-            w0 = vload_as(wf, o + 0 * gp, wx)
-            w1 = vload_as(wf, o + 1 * gp, wx)
-            w2 = vload_as(wf, o + 2 * gp, wx)
-            w3 = vload_as(wf, o + 3 * gp, wx)
-            w4 = vload_as(wf, o + 4 * gp, wx)
-            w5 = vload_as(wf, o + 5 * gp, wx)
-            w6 = vload_as(wf, o + 6 * gp, wx)
-            w7 = vload_as(wf, o + 7 * gp, wx)
-            t = _tree8(w0, w1, w2, w3, w4, w5, w6, w7, v0, v1, v2, v3, v4, v5, v6, v7)
-            if kind == LSTM:
-                za = vadd(za, t)
+            if kind == GRU:
+                v = _units8(h, g, h)
+                y0 = vadd(y0, _tree8(vrows8(wf, o, gp, h), v))
+                y1 = vadd(y1, _tree8(vrows8(wf, o + hp, gp, h), v))
+                y2 = vadd(y2, _tree8(vrows8(wf, o + 2 * hp, gp, h), v))
+            elif pair:
+                v = _units8(h, g, x01)
+                z01 = vadd(z01, _tree8(vrows8(wf, o, gp, x01), v))
+                z23 = vadd(z23, _tree8(vrows8(wf, o + 2 * hp, gp, x01), v))
             else:
-                zb = vadd(zb, t)
+                v = _units8(h, g, h)
+                z0 = vadd(z0, _tree8(vrows8(wf, o, gp, h), v))
+                z1 = vadd(z1, _tree8(vrows8(wf, o + hp, gp, h), v))
+                z2 = vadd(z2, _tree8(vrows8(wf, o + 2 * hp, gp, h), v))
+                z3 = vadd(z3, _tree8(vrows8(wf, o + 3 * hp, gp, h), v))
         if kind == LSTM:
-            za = vtanh(za, k)
-            ig = vfma(vhalf, vpart(za, 0, h), vhalf)
-            cn = vfma(vfma(vhalf, vpart(za, 1, h), vhalf), c, vmul(ig, vpart(za, 2, h)))
-            hn = vmul(vfma(vhalf, vpart(za, 3, h), vhalf), vtanh(cn, k))
+            if pair:
+                a01 = vtanh(z01, k)
+                a23 = vtanh(z23, k)
+                ti, tf, tg, to = vpart(a01, 0, h), vpart(a01, 1, h), vpart(a23, 0, h), vpart(a23, 1, h)
+            else:
+                ti, tf, tg, to = vtanh(z0, k), vtanh(z1, k), vtanh(z2, k), vtanh(z3, k)
+            ig = vfma(vhalf, ti, vhalf)
+            cn = vfma(vfma(vhalf, tf, vhalf), c, vmul(ig, tg))
+            hn = vmul(vfma(vhalf, to, vhalf), vtanh(cn, k))
         else:
-            r = vtanh(vadd(vpart(za, 0, h), vpart(zb, 0, h)), k)
-            z = vtanh(vadd(vpart(za, 1, h), vpart(zb, 1, h)), k)
-            a = vtanh(vfma(vfma(vhalf, r, vhalf), vpart(zb, 2, h), vpart(za, 2, h)), k)
+            r = vtanh(vadd(z0, y0), k)
+            z = vtanh(vadd(z1, y1), k)
+            a = vtanh(vfma(vfma(vhalf, r, vhalf), y2, z2), k)
             hn = vfma(vfma(vhalf, z, vhalf), vsub(h, a), a)
         if chain:
             h = vfma(tw0, hn, ah)

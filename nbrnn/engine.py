@@ -199,9 +199,9 @@ MIN_GATES = {("gru", 4): 64}
 #: Padded hidden sizes of a single LSTM or GRU layer (one input, one output) that runs on the kernel
 #: keeping its state in SIMD registers (``_kernels.lstm_small``, ``gru_small``), plain or with a CHAIN
 #: plan, by cell and dtype item size; same bits as the generic kernel (docs/speed.md, items 12-13).  Not
-#: the float64 LSTM at 16 nor float64 at 32: their gate lanes of float64 crowd the registers (17-25 %
-#: slower); not 24 or 40 (vectors of 24 or 40 lanes are split lane by lane: 2-5 times slower).
-SMALL = {("lstm", 4): (8, 16, 32), ("lstm", 8): (8,), ("gru", 4): (8, 16, 32), ("gru", 8): (8, 16)}
+#: the float64 LSTM at 32 (plain 6-8 % slower than the generic kernel: its four gate vectors of 32 float64
+#: crowd the registers); not 24 or 40 (LLVM's code for vectors of 24 or 40 lanes ran 2-5 times slower).
+SMALL = {("lstm", 4): (8, 16, 32), ("lstm", 8): (8, 16), ("gru", 4): (8, 16, 32), ("gru", 8): (8, 16, 32)}
 #: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
 
@@ -269,8 +269,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         return w.reshape(rows // unroll, unroll, gp)
 
     recurrent = [layer for layer in network.layers if not isinstance(layer, Dense)]
-    small = small_shape(network, dt)
-    min_padded = {} if small else MIN_PADDED
+    min_padded = {} if small_shape(network, dt) else MIN_PADDED
     in_rows = network.input_size
     state_offset = 0
     gate_width = 1
@@ -279,10 +278,6 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         hp = max(_ceil(h, 8), min_padded.get((layer.cell, dt.itemsize), 8))
         n_blocks = CELL_GATES[layer.cell]
         gp = max(_ceil(n_blocks * hp, 16), MIN_GATES.get((layer.cell, dt.itemsize), 16))
-        if small:
-            # the register kernel reads the gates as one vector of four blocks: a GRU's three and a zero
-            # block (a vector of 3·Hp lanes compiled to lane-by-lane code at Hp = 32, half the speed)
-            gp = max(gp, 4 * hp)
         scale = np.ones(gp)
         column = np.empty(n_blocks * h, dtype=np.int64)  # canonical gate row -> padded gate column
         for b, halved in enumerate(_HALVED[layer.cell]):
