@@ -592,7 +592,8 @@ def elman_filtered_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d
 # iterations.  Only the intrinsics below create and combine them; each is the one LLVM instruction or
 # intrinsic its scalar counterpart in this module compiles to, so that a kernel written with them gives
 # the scalar code's bits, lane by lane.  Widths come from types, never from run-time values: vload_t takes
-# the width from a tuple argument's length (8 lanes per element), the others from a vector they are given.
+# the width from a tuple argument's length and a literal (8·len(tiles)·blocks lanes), the others from a
+# vector they are given.  ``is_float32`` makes a dtype test a compile-time constant.
 # (They live in this module because Numba's on-disk cache knows only the kernel's own source file.)
 
 
@@ -678,16 +679,28 @@ def vload_as(typingctx, arr, start, like):
 
 
 @intrinsic
+def is_float32(typingctx, x):
+    """Whether ``x`` is a float32, as a constant of the compiled code (dead branches are dropped)."""
+    value = x == types.float32
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.boolean, value)
+
+    return types.boolean(x), codegen
+
+
+@intrinsic
 def vrows8(typingctx, arr, start, stride, like):
     """Eight vectors like ``like`` from ``start``, ``start + stride``, ... ``start + 7·stride`` (no bounds check)."""
     if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(like, VecType)
-            and isinstance(stride, types.Integer)):
+            and isinstance(start, types.Integer) and isinstance(stride, types.Integer)):
         return None
     tup = types.UniTuple(like, 8)
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(like)
-        start, stride = args[1], context.cast(builder, args[2], sig.args[2], sig.args[1])
+        start = context.cast(builder, args[1], sig.args[1], types.intp)
+        stride = context.cast(builder, args[2], sig.args[2], types.intp)
         rows = [builder.load(_pointer(context, builder, sig.args[0], args[0],
                                       builder.add(start, builder.mul(stride, ir.Constant(start.type, r))), vty),
                              align=1) for r in range(8)]
@@ -981,7 +994,7 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
     wi = w_ih.reshape(w_ih.size)
     # The gate sums as one vector of Hp lanes per block (i, f, g, o; r, z, n), except a float32 LSTM of
     # Hp = 8: its blocks in pairs (i, f), (g, o), vectors of 16 lanes that fill a 512-bit register.
-    pair = kind == LSTM and hp == 8 and rf.itemsize == 4
+    pair = kind == LSTM and hp == 8 and is_float32(zero)
     x0 = vload_as(wi, 0, h)
     x1 = vload_as(wi, hp, h)
     x2 = vload_as(wi, 2 * hp, h)

@@ -276,7 +276,7 @@ SMALL_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
 @pytest.mark.parametrize("cell,h,dtype", [("lstm", 5, "float32"), ("lstm", 8, "float64"), ("lstm", 12, "float32"),
                                           ("lstm", 3, "float64"), ("gru", 7, "float32"), ("gru", 16, "float64"),
                                           ("lstm", 32, "float32"), ("gru", 27, "float32"), ("lstm", 14, "float64"),
-                                          ("gru", 30, "float64")])
+                                          ("gru", 30, "float64"), ("gru", 13, "float32"), ("gru", 6, "float64")])
 def test_register_kernel_is_bit_exact(cell, h, dtype, rate, opts, activations, monkeypatch):
     """A single small LSTM or GRU with its state in SIMD registers (plain, CHAIN plans) gives the generic
     kernel's result bit for bit, on one channel and on two, fed in two blocks, and leaves the same state."""
