@@ -469,11 +469,12 @@ class Stream:
         k = consts[_kernels.FAST:_kernels.FAST + 10] if self.fast else consts[_kernels.ACC:_kernels.ACC + 19]
         self.k = tuple(k)
         self.half, self.zero = consts[2], consts[0]
-        self.entries = [_STACK_ENTRIES[layer.cell, filtered, c > 1] for layer in stack.layers]
-        self.tiles = [_tiles(layer, dt) for layer in stack.layers]
         if self._small():
             self.entries = [_SMALL_ENTRIES[stack.layers[0].cell, c > 1]]
             self.tiles = [(0,) * (stack.layers[0].padded // 8)]  # the vector width
+        else:
+            self.entries = [_STACK_ENTRIES[layer.cell, filtered, c > 1] for layer in stack.layers]
+            self.tiles = [_tiles(layer, dt) for layer in stack.layers]
         self.pos = 0
         self.chunk = STACK_CHUNK if len(stack.layers) > 1 else None
 
