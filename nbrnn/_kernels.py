@@ -15,7 +15,7 @@ per layer and block (``lstm_direct``, ``gru_filtered_channels``, ...; see the
 comment above them for the arguments).
 
 **A small LSTM or GRU in registers** (``lstm_small``, ``gru_small``): one layer
-of padded size 8, 16 or 32 with one input and one output, plain or with a CHAIN plan, computed on
+of padded size 8, 16 or 32 with one to seven inputs and one output, plain or with a CHAIN plan, computed on
 SIMD vector values (``VecType``) that stay in registers from sample to sample;
 the same arithmetic as the generic stack kernel, so the same bits.
 
@@ -875,8 +875,8 @@ def vneg(typingctx, a):
 # ---------------------------------------------------------------------------------------------------------------
 # A small LSTM or GRU in registers
 #
-# One LSTM or GRU layer of padded size 8, 16 or 32 with one input and a one-output head, plain (UNIT with delay
-# 1) or CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType, above) that stay
+# One LSTM or GRU layer of padded size 8, 16 or 32 with one to seven inputs and a one-output head, plain (UNIT
+# with delay 1) or CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType, above) that stay
 # in registers from sample to sample, where the generic kernel stores and loads them three or four times
 # per sample.  The arithmetic is the generic kernel's, operation for operation and in the same order
 # (the eight-row tree, the same tanh), so the two give the same bits (tests/test_fast_paths.py).
@@ -964,7 +964,7 @@ def _units8(h, g, like):
 def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
            inp, skip, k, half, zero, lanes):
     """One LSTM or GRU layer (``kind``, a compile-time constant) of padded size Hp = 8·len(lanes) (8, 16 or
-    32), one input, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the generic
+    32), one to seven inputs, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the generic
     kernel's arguments and bits."""
     literally(kind)
     m = xin.shape[0]
@@ -998,6 +998,7 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
     tw3 = splat_as(taps_w[3] if n_taps > 3 else zero, h)
     vhalf = splat_as(half, h)
     wi = w_ih.reshape(w_ih.size)
+    n_in = xin.shape[1]
     # The gate sums as one vector of Hp lanes per block (i, f, g, o; r, z, n), except a float32 LSTM of
     # Hp = 8: its blocks in pairs (i, f), (g, o), vectors of 16 lanes that fill a 512-bit register.
     pair = kind == LSTM and hp == 8 and is_float32(zero)
@@ -1029,6 +1030,21 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
         xw = splat_as(xin[n, 0], x01)
         z01 = vfma(x01, xw, b01)
         z23 = vfma(x23, xw, b23)
+        # further inputs (conditioning): one multiply-add per input and gate block, in the generic kernel's
+        # order (its one-row-per-pass input side)
+        for j in range(1, n_in):
+            o = j * gp
+            if pair:
+                xw = splat_as(xin[n, j], x01)
+                z01 = vfma(vload_as(wi, o, x01), xw, z01)
+                z23 = vfma(vload_as(wi, o + 2 * hp, x01), xw, z23)
+            else:
+                xv = splat_as(xin[n, j], h)
+                z0 = vfma(vload_as(wi, o, h), xv, z0)
+                z1 = vfma(vload_as(wi, o + hp, h), xv, z1)
+                z2 = vfma(vload_as(wi, o + 2 * hp, h), xv, z2)
+                if kind == LSTM:
+                    z3 = vfma(vload_as(wi, o + 3 * hp, h), xv, z3)
         y0 = e0
         y1 = e1
         y2 = e2

@@ -196,7 +196,7 @@ MIN_PADDED = {("lstm", 4): 16}
 #: with 64 gate rows (zero rows past 3·Hp), so that its gate loops are long enough for the vectoriser's
 #: main loop (16 lanes × 4); 7-17 % faster than 24 or 48 rows (docs/speed.md).
 MIN_GATES = {("gru", 4): 64}
-#: Padded hidden sizes of a single LSTM or GRU layer (one input, one output) that runs on the kernel
+#: Padded hidden sizes of a single LSTM or GRU layer (one to seven inputs, one output) that runs on the kernel
 #: keeping its state in SIMD registers (``_kernels.lstm_small``, ``gru_small``), plain or with a CHAIN
 #: plan, by cell and dtype item size; same bits as the generic kernel (docs/speed.md, items 12-13).  Not
 #: the float64 LSTM at 32 (plain 6-8 % slower than the generic kernel: its four gate vectors of 32 float64
@@ -221,9 +221,11 @@ def is_stack(network: Network) -> bool:
 
 
 def _register_shape(layers, inputs: int, outputs: int, skip: int, itemsize: int) -> bool:
-    """One recurrent layer, given as (cell, padded size), of a size :data:`SMALL` lists, with one input and one
-    output and at most a one-channel skip: the shape of the kernel that keeps the state in registers."""
-    return (len(layers) == 1 and layers[0][1] in SMALL.get((layers[0][0], itemsize), ()) and inputs == 1
+    """One recurrent layer, given as (cell, padded size), of a size :data:`SMALL` lists, with one to seven inputs
+    (their weight rows packed one per pass, which the kernel mirrors; eight inputs are packed as a group of eight,
+    summed as a tree), one output and at most a one-channel skip: the shape of the kernel that keeps the state in
+    registers."""
+    return (len(layers) == 1 and layers[0][1] in SMALL.get((layers[0][0], itemsize), ()) and 1 <= inputs <= 7
             and outputs == 1 and skip <= 1)
 
 

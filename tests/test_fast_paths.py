@@ -234,11 +234,13 @@ SIZED_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
                (96000, dict(method="stn"))]
 
 
-def _sized_run(cell, h, dtype, rate, opts, activations, channels, outputs=1, skip=0):
-    network = dataclasses.replace(_random_network([(cell, h), ("dense", outputs)], seed=h), skip=skip)
+def _sized_run(cell, h, dtype, rate, opts, activations, channels, outputs=1, skip=0, inputs=1):
+    network = dataclasses.replace(_random_network([(cell, h), ("dense", outputs)], seed=h, inputs=inputs), skip=skip)
     stream = engine.Stream(engine.pack(network, dtype), make_plan(48000, rate, **opts), channels, rate, 48000,
                            activations=activations)
-    x = np.sin(np.arange(channels * 1500).reshape(channels, 1500, 1) * 0.037).astype(dtype)
+    # the signal, then (conditioning inputs) slower sines
+    x = np.sin(np.arange(channels * 1500)[:, None] * (0.037 / (1 + 2 * np.arange(inputs))))
+    x = x.reshape(channels, 1500, inputs).astype(dtype)
     return stream, np.concatenate([stream.feed(x[:, :700]), stream.feed(x[:, 700:])], axis=1)
 
 
@@ -280,16 +282,42 @@ SMALL_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
 def test_register_kernel_is_bit_exact(cell, h, dtype, rate, opts, activations, monkeypatch):
     """A single small LSTM or GRU with its state in SIMD registers (plain, CHAIN plans) gives the generic
     kernel's result bit for bit, on one channel and on two, fed in two blocks, and leaves the same state."""
-    registers = (_kernels.lstm_small, _kernels.lstm_small_channels, _kernels.gru_small, _kernels.gru_small_channels)
+    _check_register_kernel(cell, h, dtype, rate, opts, activations, 1, monkeypatch)
+
+
+REGISTERS = (_kernels.lstm_small, _kernels.lstm_small_channels, _kernels.gru_small, _kernels.gru_small_channels)
+
+
+def _check_register_kernel(cell, h, dtype, rate, opts, activations, inputs, monkeypatch):
     for channels, skip in ((1, 1), (2, 0)):
-        small, y = _sized_run(cell, h, dtype, rate, opts, activations, channels, skip=skip)
+        small, y = _sized_run(cell, h, dtype, rate, opts, activations, channels, skip=skip, inputs=inputs)
         with monkeypatch.context() as m:
             m.setattr(engine, "SMALL", {})
-            generic, y_generic = _sized_run(cell, h, dtype, rate, opts, activations, channels, skip=skip)
-        assert (small.entries[0] in registers) == (opts["method"] != "allpass")
-        assert generic.entries[0] not in registers
+            generic, y_generic = _sized_run(cell, h, dtype, rate, opts, activations, channels, skip=skip,
+                                            inputs=inputs)
+        assert (small.entries[0] in REGISTERS) == (opts["method"] != "allpass")
+        assert generic.entries[0] not in REGISTERS
         assert np.array_equal(y, y_generic), f"{channels} channel(s)"
         assert np.array_equal(small.state, generic.state)
+
+
+@pytest.mark.parametrize("activations", ["accurate", "fast"])
+@pytest.mark.parametrize("rate,opts", SMALL_PLANS[:2] + SMALL_PLANS[-1:],
+                         ids=[f"{p[1]['method']}-{p[0]}" for p in SMALL_PLANS[:2] + SMALL_PLANS[-1:]])
+@pytest.mark.parametrize("cell,h,dtype,inputs", [("lstm", 8, "float32", 2), ("lstm", 32, "float32", 3),
+                                                 ("gru", 12, "float32", 3), ("lstm", 16, "float64", 2),
+                                                 ("gru", 32, "float64", 7), ("gru", 8, "float32", 2)])
+def test_register_kernel_takes_conditioning_inputs(cell, h, dtype, inputs, rate, opts, activations, monkeypatch):
+    """Two to seven inputs (the signal and conditioning values): the register kernel's extra multiply-adds
+    give the generic kernel's bits."""
+    _check_register_kernel(cell, h, dtype, rate, opts, activations, inputs, monkeypatch)
+
+
+def test_register_kernel_not_for_eight_inputs(monkeypatch):
+    """Eight inputs are read eight rows per pass by the generic kernel (a tree, not a chain): not the
+    register kernel's shape."""
+    stream, _ = _sized_run("lstm", 8, "float32", 52000, dict(method="lagrange"), "fast", 1, inputs=8)
+    assert stream.entries[0] not in REGISTERS
 
 
 def test_fresh_compile_gives_the_cached_result():
@@ -306,9 +334,9 @@ def test_fresh_compile_gives_the_cached_result():
 
 # -- dispatch --------------------------------------------------------------------------------------------------
 
-def _random_network(layers, seed=0):
+def _random_network(layers, seed=0, inputs=1):
     rng = np.random.default_rng(seed)
-    out, width = [], 1
+    out, width = [], inputs
     for kind, size in layers:
         if kind == "dense":
             out.append(Dense(rng.normal(0, 0.5, (size, width)), rng.normal(0, 0.1, size)))
