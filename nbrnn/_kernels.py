@@ -876,9 +876,9 @@ def vneg(typingctx, a):
 # A small LSTM or GRU in registers
 #
 # One LSTM or GRU layer of padded size 8, 16 or 32 with one to seven inputs and a one-output head, plain (UNIT
-# with delay 1) or CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType, above) that stay
-# in registers from sample to sample, where the generic kernel stores and loads them three or four times
-# per sample.  The arithmetic is the generic kernel's, operation for operation and in the same order
+# with delay 1) or CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType,
+# above) that stay in registers from sample to sample, where the generic kernel stores and loads them three or
+# four times per sample.  The arithmetic is the generic kernel's, operation for operation and in the same order
 # (the eight-row tree, the same tanh), so the two give the same bits (tests/test_fast_paths.py).
 
 
@@ -964,8 +964,8 @@ def _units8(h, g, like):
 def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
            inp, skip, k, half, zero, lanes):
     """One LSTM or GRU layer (``kind``, a compile-time constant) of padded size Hp = 8·len(lanes) (8, 16 or
-    32), one to seven inputs, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the generic
-    kernel's arguments and bits."""
+    32), one to seven inputs, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the
+    generic kernel's arguments and bits."""
     literally(kind)
     m = xin.shape[0]
     if m == 0:
@@ -1002,10 +1002,6 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
     # The gate sums as one vector of Hp lanes per block (i, f, g, o; r, z, n), except a float32 LSTM of
     # Hp = 8: its blocks in pairs (i, f), (g, o), vectors of 16 lanes that fill a 512-bit register.
     pair = kind == LSTM and hp == 8 and is_float32(zero)
-    x0 = vload_as(wi, 0, h)
-    x1 = vload_as(wi, hp, h)
-    x2 = vload_as(wi, 2 * hp, h)
-    x3 = vload_as(wi, 3 * hp, h) if kind == LSTM else x2
     b0 = vload_as(bias_a, 0, h)
     b1 = vload_as(bias_a, hp, h)
     b2 = vload_as(bias_a, 2 * hp, h)
@@ -1013,31 +1009,22 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
     e0 = vload_as(bias_b, 0, h)
     e1 = vload_as(bias_b, hp, h)
     e2 = vload_as(bias_b, 2 * hp, h)
-    x01 = vload_t(wi, 0, lanes, 2)
-    x23 = vload_as(wi, 2 * hp, x01) if kind == LSTM else x01
-    b01 = vload_as(bias_a, 0, x01)
-    b23 = vload_as(bias_a, 2 * hp, x01) if kind == LSTM else b01
+    b01 = vload_t(bias_a, 0, lanes, 2)
+    b23 = vload_as(bias_a, 2 * hp, b01) if kind == LSTM else b01
     hw = vload_as(head_w.reshape(head_w.size), 0, h)
     hn = h
     cn = c
     for n in range(m):
-        # the input side (zz[0] of the generic kernel); the GRU's recurrent sums (its zz[1]) in y0 .. y2
-        xv = splat_as(xin[n, 0], h)
-        z0 = vfma(x0, xv, b0)
-        z1 = vfma(x1, xv, b1)
-        z2 = vfma(x2, xv, b2)
-        z3 = vfma(x3, xv, b3)
-        xw = splat_as(xin[n, 0], x01)
-        z01 = vfma(x01, xw, b01)
-        z23 = vfma(x23, xw, b23)
-        # further inputs (conditioning): one multiply-add per input and gate block, in the generic kernel's
-        # order (its one-row-per-pass input side)
-        for j in range(1, n_in):
+        # the input side (zz[0] of the generic kernel): from the bias, one multiply-add per input and gate
+        # block, input by input (the generic kernel's one-row-per-pass order); the GRU's recurrent sums (its
+        # zz[1]) in y0 .. y2
+        z0, z1, z2, z3, z01, z23 = b0, b1, b2, b3, b01, b23
+        for j in range(n_in):
             o = j * gp
             if pair:
-                xw = splat_as(xin[n, j], x01)
-                z01 = vfma(vload_as(wi, o, x01), xw, z01)
-                z23 = vfma(vload_as(wi, o + 2 * hp, x01), xw, z23)
+                xw = splat_as(xin[n, j], b01)
+                z01 = vfma(vload_as(wi, o, b01), xw, z01)
+                z23 = vfma(vload_as(wi, o + 2 * hp, b01), xw, z23)
             else:
                 xv = splat_as(xin[n, j], h)
                 z0 = vfma(vload_as(wi, o, h), xv, z0)
@@ -1056,9 +1043,9 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
                 y1 = vadd(y1, _tree8(vrows8(wf, o + hp, gp, h), v))
                 y2 = vadd(y2, _tree8(vrows8(wf, o + 2 * hp, gp, h), v))
             elif pair:
-                v = _units8(h, g, x01)
-                z01 = vadd(z01, _tree8(vrows8(wf, o, gp, x01), v))
-                z23 = vadd(z23, _tree8(vrows8(wf, o + 2 * hp, gp, x01), v))
+                v = _units8(h, g, b01)
+                z01 = vadd(z01, _tree8(vrows8(wf, o, gp, b01), v))
+                z23 = vadd(z23, _tree8(vrows8(wf, o + 2 * hp, gp, b01), v))
             else:
                 v = _units8(h, g, h)
                 z0 = vadd(z0, _tree8(vrows8(wf, o, gp, h), v))
