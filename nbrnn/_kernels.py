@@ -41,21 +41,24 @@ head (the article's / RTNeural's convention).
 
 ``consts`` holds every literal in the run's dtype (float32 arithmetic must never
 meet a float64 literal): [0, 1, 0.5, selu alpha, selu scale, sqrt(1/2)], then
-the accurate tanh's constants (``ACC``, 19 values) and the fast tanh's
-(``FAST``, 10 values); :func:`constants` builds it.
+the accurate tanh's constants (``ACC``, ``N_ACC`` = 18 values) and the fast
+tanh's (``FAST``, ``N_FAST`` = 10 values); :func:`constants` builds it.
 
 Activations.  The accurate tanh is tanh(x) = e/(e + 2) with e = expm1(2|x|),
-expm1 by Cody–Waite range reduction (2|x| = k·ln2 + r, |r| ≤ ln2/2) and a Taylor
-polynomial of degree 13 (float64) or 7 (float32): within 3 ulp of the true
-value and branch-free, so loops over it vectorise where libm's tanh is a scalar
-call (≈ 9 ns each).  The fast tanh is a rational x·P(x²)/Q(x²) of degree 4/4
+expm1 by range reduction (2|x| = k·ln2 + r, |r| ≤ ln2/2, one multiply-add with
+ln2 rounded to the dtype: its rounding error moves r by k·|ln2 − fl(ln2)|, which
+matters only where k is small) and a Taylor polynomial of degree 13 (float64) or
+7 (float32) summed as r + r²·(…), the sum in brackets rounded away from the last
+multiply-add: within 2.5 ulp (float32, every input) and 2.7 ulp (float64,
+sampled) of the true value (``tools/tanh_ulp.py``), and branch-free, so loops
+over it vectorise where libm's tanh is a scalar call (≈ 9 ns each).  The fast tanh is a rational x·P(x²)/Q(x²) of degree 4/4
 after clamping |x| ≤ 9, relative error 2.2e-8 in exact arithmetic (fitted for
 this project by iteratively reweighted least squares on [0, 9]); evaluated in
 float32 it stays within 2.8e-7 of tanh.  Both evaluate their polynomials in
 pairs of terms (Estrin's scheme): at small sizes a sample's time is the chain
 of dependent operations through two tanh, and this keeps each tanh short.  The
-stack kernels take the constants as a tuple whose length (19 or 10) selects the
-path at compile time.
+stack kernels take the constants as a tuple whose length (``N_ACC`` or
+``N_FAST``) selects the path at compile time.
 """
 
 import math
@@ -87,10 +90,13 @@ MODE_UNIT, MODE_FIR, MODE_ALLPASS, MODE_STN, MODE_CHAIN = 0, 1, 2, 3, 4
 ACT_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "elu": 4, "softmax": 5, "selu": 6,
              "softplus": 7, "gelu": 8}
 
-#: Positions in ``consts`` of the two tanh constant sets.
+#: Positions in ``consts`` of the two tanh constant sets, and their sizes (the length of the tuple a kernel
+#: takes selects the path).
 ACC = 6
-FAST = ACC + 19
-N_CONSTS = FAST + 10
+N_ACC = 18
+FAST = ACC + N_ACC
+N_FAST = 10
+N_CONSTS = FAST + N_FAST
 
 # Rational tanh: x·(1 + p1 u + .. + p4 u^4)/(1 + q1 u + .. + q4 u^4), u = x², on |x| <= 9.
 _FAST_P = (0.1338397434855045, 0.003498988986743446, 2.06611441960989e-05, 1.3419656184905446e-08)
@@ -103,15 +109,11 @@ def constants(dtype) -> np.ndarray:
     dt = np.dtype(dtype)
     head = [0.0, 1.0, 0.5, 1.6732632423543772, 1.0507009873554805, math.sqrt(0.5)]
     if dt == np.float64:
-        # ln2 split so that k·ln2_hi is exact for every k the clamp allows (k <= 58)
-        ln2_hi, ln2_lo = 0.6931471803691238, 1.9082149292705877e-10
         clamp, degree = 20.0, 13  # tanh(20) rounds to 1
     else:
-        ln2_hi = 0.693145751953125
-        ln2_lo = float(np.float32(math.log(2.0) - ln2_hi))
         clamp, degree = 9.1, 7  # tanh(9.1) rounds to 1 in float32
     taylor = [1.0 / math.factorial(n) if n <= degree else 0.0 for n in range(2, 14)]
-    acc = [clamp, 2.0 / math.log(2.0), ln2_hi, ln2_lo] + taylor + [0.5, 1.0, 2.0]
+    acc = [clamp, 2.0 / math.log(2.0), math.log(2.0)] + taylor + [0.5, 1.0, 2.0]
     fast = [FAST_CLAMP, 1.0, *_FAST_P, *_FAST_Q]
     values = np.array(head + acc + fast, dtype=dt)
     assert values.size == N_CONSTS
@@ -136,7 +138,7 @@ def fma(typingctx, a, b, c):
 
 
 def tanh_accurate(x, k):
-    """tanh to within 3 ulp, branch-free; ``k`` = the 19 ``ACC`` constants as a tuple (kernels only)."""
+    """tanh to within 2.7 ulp, branch-free; ``k`` = the ``N_ACC`` constants as a tuple (kernels only)."""
     raise NotImplementedError("call from a jitted function")
 
 
@@ -151,19 +153,19 @@ def _tanh_accurate_impl(x, k):
                 a = k[0]
             t = a + a
             # k = round(2|x|/ln2) from |x| (k[1] = 2/ln2: the same product as t·(1/ln2), one add sooner)
-            kf = np.floor(fma(a, k[1], k[16]))
+            kf = np.floor(fma(a, k[1], k[15]))
             r = fma(-kf, k[2], t)
-            r = fma(-kf, k[3], r)
             r2 = r * r
             r4 = r2 * r2
-            # expm1(r) = r + r²·(c2 + c3 r + ... + c13 r^11), Estrin's scheme for a short dependency chain
-            q0 = fma(r2, fma(r, k[7], k[6]), fma(r, k[5], k[4]))
-            q1 = fma(r2, fma(r, k[11], k[10]), fma(r, k[9], k[8]))
-            q2 = fma(r2, fma(r, k[15], k[14]), fma(r, k[13], k[12]))
-            p = fma(r2 * r4, fma(r4, q2, q1), fma(r2, q0, r))
+            # expm1(r) = r + r²·(c2 + c3 r + ... + c13 r^11) with one rounding of significance (the last
+            # multiply-add); the sum in brackets by Estrin's scheme for a short dependency chain
+            q0 = fma(r2, fma(r, k[6], k[5]), fma(r, k[4], k[3]))
+            q1 = fma(r2, fma(r, k[10], k[9]), fma(r, k[8], k[7]))
+            q2 = fma(r2, fma(r, k[14], k[13]), fma(r, k[12], k[11]))
+            p = fma(r2, fma(r4, fma(r4, q2, q1), q0), r)
             scale = np.int64((np.int64(kf) + 1023) << 52).view(np.float64)  # 2^k
-            e = fma(scale, p, scale - k[17])  # expm1(t) = 2^k·expm1(r) + 2^k − 1
-            return math.copysign(e / (e + k[18]), x)
+            e = fma(scale, p, scale - k[16])  # expm1(t) = 2^k·expm1(r) + 2^k − 1
+            return math.copysign(e / (e + k[17]), x)
         return impl
     if x == numba.types.float32:
         def impl(x, k):
@@ -171,14 +173,13 @@ def _tanh_accurate_impl(x, k):
             if a > k[0]:
                 a = k[0]
             t = a + a
-            kf = np.floor(fma(a, k[1], k[16]))
+            kf = np.floor(fma(a, k[1], k[15]))
             r = fma(-kf, k[2], t)
-            r = fma(-kf, k[3], r)
             r2 = r * r
-            p = fma(r2 * r2, fma(r2, fma(r, k[9], k[8]), fma(r, k[7], k[6])), fma(r2, fma(r, k[5], k[4]), r))
+            p = fma(r2, fma(r2 * r2, fma(r, k[8], k[7]), fma(r2, fma(r, k[6], k[5]), fma(r, k[4], k[3]))), r)
             scale = np.int32((np.int32(kf) + 127) << 23).view(np.float32)
-            e = fma(scale, p, scale - k[17])
-            return math.copysign(e / (e + k[18]), x)
+            e = fma(scale, p, scale - k[16])
+            return math.copysign(e / (e + k[17]), x)
         return impl
     return None
 
@@ -199,24 +200,24 @@ def tanh_fast(x, k):
 
 
 def act_tanh(x, k):
-    """tanh on the path that ``k`` selects: the 19 ``ACC`` constants (accurate) or the 10 ``FAST`` ones."""
+    """tanh on the path that ``k`` selects: the ``N_ACC`` constants (accurate) or the ``N_FAST`` ones."""
     raise NotImplementedError("call from a jitted function")
 
 
 @overload(act_tanh, jit_options=_JIT_ACT)
 def _act_tanh_impl(x, k):
-    if isinstance(k, numba.types.UniTuple) and k.count == 19:
+    if isinstance(k, numba.types.UniTuple) and k.count == N_ACC:
         return lambda x, k: tanh_accurate(x, k)
-    if isinstance(k, numba.types.UniTuple) and k.count == 10:
+    if isinstance(k, numba.types.UniTuple) and k.count == N_FAST:
         return lambda x, k: tanh_fast(x, k)
     return None
 
 
 @numba.njit(**_JIT_STACK)
 def _acc_consts(consts):
-    k = consts[ACC:ACC + 19]
+    k = consts[ACC:ACC + 18]
     return (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], k[14], k[15],
-            k[16], k[17], k[18])
+            k[16], k[17])
 
 
 @numba.njit(**_JIT_STACK)
@@ -891,7 +892,7 @@ def vtanh(x, k):
 def _vtanh_impl(x, k):
     if not (isinstance(x, VecType) and isinstance(k, numba.types.UniTuple)):
         return None
-    if k.count == 10:
+    if k.count == N_FAST:
         def impl(x, k):
             a = vclamp_above(x, splat_as(k[0], x))
             a = vclamp_below(a, splat_as(-k[0], x))
@@ -903,39 +904,37 @@ def _vtanh_impl(x, k):
                        vfma(u, _vc(k, 6, x), _vc(k, 1, x)))
             return vdiv(num, den)
         return impl
-    if k.count != 19:
+    if k.count != N_ACC:
         return None
     if x.dtype == numba.types.float64:
         def impl(x, k):
             a = vclamp_above(vabs(x), _vc(k, 0, x))
             t = vadd(a, a)
-            kf = vfloor(vfma(a, _vc(k, 1, x), _vc(k, 16, x)))
+            kf = vfloor(vfma(a, _vc(k, 1, x), _vc(k, 15, x)))
             r = vfma(vneg(kf), _vc(k, 2, x), t)
-            r = vfma(vneg(kf), _vc(k, 3, x), r)
             r2 = vmul(r, r)
             r4 = vmul(r2, r2)
-            q0 = vfma(r2, vfma(r, _vc(k, 7, x), _vc(k, 6, x)), vfma(r, _vc(k, 5, x), _vc(k, 4, x)))
-            q1 = vfma(r2, vfma(r, _vc(k, 11, x), _vc(k, 10, x)), vfma(r, _vc(k, 9, x), _vc(k, 8, x)))
-            q2 = vfma(r2, vfma(r, _vc(k, 15, x), _vc(k, 14, x)),
-                            vfma(r, _vc(k, 13, x), _vc(k, 12, x)))
-            p = vfma(vmul(r2, r4), vfma(r4, q2, q1), vfma(r2, q0, r))
+            q0 = vfma(r2, vfma(r, _vc(k, 6, x), _vc(k, 5, x)), vfma(r, _vc(k, 4, x), _vc(k, 3, x)))
+            q1 = vfma(r2, vfma(r, _vc(k, 10, x), _vc(k, 9, x)), vfma(r, _vc(k, 8, x), _vc(k, 7, x)))
+            q2 = vfma(r2, vfma(r, _vc(k, 14, x), _vc(k, 13, x)),
+                            vfma(r, _vc(k, 12, x), _vc(k, 11, x)))
+            p = vfma(r2, vfma(r4, vfma(r4, q2, q1), q0), r)
             scale = vexp2i(kf)
-            e = vfma(scale, p, vsub(scale, _vc(k, 17, x)))
-            return vcopysign(vdiv(e, vadd(e, _vc(k, 18, x))), x)
+            e = vfma(scale, p, vsub(scale, _vc(k, 16, x)))
+            return vcopysign(vdiv(e, vadd(e, _vc(k, 17, x))), x)
         return impl
 
     def impl(x, k):
         a = vclamp_above(vabs(x), _vc(k, 0, x))
         t = vadd(a, a)
-        kf = vfloor(vfma(a, _vc(k, 1, x), _vc(k, 16, x)))
+        kf = vfloor(vfma(a, _vc(k, 1, x), _vc(k, 15, x)))
         r = vfma(vneg(kf), _vc(k, 2, x), t)
-        r = vfma(vneg(kf), _vc(k, 3, x), r)
         r2 = vmul(r, r)
-        p = vfma(vmul(r2, r2), vfma(r2, vfma(r, _vc(k, 9, x), _vc(k, 8, x)), vfma(r, _vc(k, 7, x), _vc(k, 6, x))),
-                 vfma(r2, vfma(r, _vc(k, 5, x), _vc(k, 4, x)), r))
+        p = vfma(r2, vfma(vmul(r2, r2), vfma(r, _vc(k, 8, x), _vc(k, 7, x)),
+                          vfma(r2, vfma(r, _vc(k, 6, x), _vc(k, 5, x)), vfma(r, _vc(k, 4, x), _vc(k, 3, x)))), r)
         scale = vexp2i(kf)
-        e = vfma(scale, p, vsub(scale, _vc(k, 17, x)))
-        return vcopysign(vdiv(e, vadd(e, _vc(k, 18, x))), x)
+        e = vfma(scale, p, vsub(scale, _vc(k, 16, x)))
+        return vcopysign(vdiv(e, vadd(e, _vc(k, 17, x))), x)
     return impl
 
 

@@ -468,8 +468,8 @@ class Stream:
         filtered = self.mode != _kernels.MODE_UNIT
         consts = self.packed.consts
         # the constant tuple's length selects the activation path at compile time
-        k = consts[_kernels.FAST:_kernels.FAST + 10] if self.fast else consts[_kernels.ACC:_kernels.ACC + 19]
-        self.k = tuple(k)
+        first, size = (_kernels.FAST, _kernels.N_FAST) if self.fast else (_kernels.ACC, _kernels.N_ACC)
+        self.k = tuple(consts[first:first + size])
         self.half, self.zero = consts[2], consts[0]
         if self._small():
             self.entries = [_SMALL_ENTRIES[stack.layers[0].cell, c > 1]]
