@@ -9,6 +9,42 @@ import tempfile
 from .errors import OutputError
 
 
+def _same_file(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_destination(output_path, protected=(), overwrite: bool = False) -> str:
+    """The absolute output path, after checking that writing it loses nothing.
+
+    ``protected``: (what, path) pairs of the files the job reads (input audio, control file, model
+    file); the output may be none of them, whatever the spelling (links included), even with
+    ``overwrite``.  An existing output is kept unless ``overwrite``; its folder must exist and be
+    writable.
+    """
+    try:
+        out = os.path.abspath(os.fspath(output_path))
+    except (TypeError, ValueError) as exc:
+        raise OutputError(f"output path {output_path!r} is not a usable file name ({exc})") from None
+    for what, path in protected:
+        if path and _same_file(out, os.path.abspath(os.fspath(path))):
+            raise OutputError(f"output '{output_path}' is the {what}; nbrnn never overwrites a file it reads")
+    if os.path.isdir(out):
+        raise OutputError(f"output '{output_path}' is a directory; give a file name")
+    if os.path.exists(out) and not overwrite:
+        raise OutputError(f"output '{output_path}' exists; pass overwrite=True (--overwrite) to replace it")
+    folder = os.path.dirname(out) or "."
+    if not os.path.isdir(folder):
+        raise OutputError(f"output folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder '{folder}' is not writable")
+    return out
+
+
 @contextlib.contextmanager
 def atomic_output(target: str):
     """Yield a temporary path beside ``target``; on success it replaces ``target``, on any failure it vanishes.

@@ -33,6 +33,10 @@ PLACEMENTS = ("paper", "centred")
 OUTPUTS = ("fresh", "delayed")
 RESAMPLERS = ("polyphase", "fft")
 
+#: Sample rates accepted anywhere (Hz), and the largest ratio R or 1/R between the run's and the trained rate.
+MIN_RATE, MAX_RATE = 1.0, 1e8
+MAX_RATIO = 1024.0
+
 #: Largest Lagrange / minimax order and delay-line depth accepted (a typo guard, not a kernel limit).
 MAX_ORDER = 64
 MAX_DEPTH = 1 << 16
@@ -106,12 +110,16 @@ def allpass_coefficient(alpha: float) -> float:
     return (1.0 - alpha) / (1.0 + alpha)
 
 
-def _number(value, name: str) -> float:
+def check_rate(value, name: str = "sample_rate") -> float:
+    """A sample rate argument: a number of Hz from ``MIN_RATE`` to ``MAX_RATE``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating, Fraction)):
-        raise ArgumentError(f"Argument '{name}' must be a number, not {type(value).__name__} ({value!r})")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ArgumentError(f"Argument '{name}' must be a finite number > 0, not {value!r}")
+        raise ArgumentError(f"Argument '{name}' must be a number of Hz, not {type(value).__name__} ({value!r})")
+    try:
+        value = float(value)
+    except OverflowError:
+        value = math.inf
+    if not MIN_RATE <= value <= MAX_RATE:  # NaN too
+        raise ArgumentError(f"Argument '{name}' must be from 1 Hz to 100 MHz, not {value:g}")
     return value
 
 
@@ -190,22 +198,25 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
     -------
     Plan
     """
-    fs = _number(trained_rate, "trained_rate")
-    fs_run = _number(sample_rate, "sample_rate")
+    fs = check_rate(trained_rate, "trained_rate")
+    fs_run = check_rate(sample_rate, "sample_rate")
     name = canonical_method(method)
     if name == "lagrange" and str(method).strip().lower() in ("cubic", "cidl"):
         if order not in (None, 3):
             raise ArgumentError(f"method {method!r} means Lagrange order 3; got order={order!r} (use 'lagrange')")
         order = 3
-    if output not in OUTPUTS:
+    if not isinstance(output, str) or output not in OUTPUTS:
         raise ArgumentError(f"Argument 'output' must be one of {OUTPUTS}, not {output!r}")
-    if placement not in PLACEMENTS:
+    if not isinstance(placement, str) or placement not in PLACEMENTS:
         raise ArgumentError(f"Argument 'placement' must be one of {PLACEMENTS}, not {placement!r}")
     if order is not None and name not in ("lagrange", "minimax"):
         raise ArgumentError(f"Argument 'order' applies to 'lagrange' and 'minimax', not to method '{name}'")
     if kernel is not None and name != "fir":
         raise ArgumentError(f"Argument 'kernel' applies to method 'fir', not to '{name}'")
     ratio = fs_run / fs
+    if not 1.0 / MAX_RATIO <= ratio <= MAX_RATIO:
+        raise ArgumentError(f"R = sample_rate/trained_rate = {fs_run:g}/{fs:g} Hz = {ratio:.6g} is beyond what any "
+                            f"method is meant for (1/{MAX_RATIO:g} .. {MAX_RATIO:g}); check the sample rates")
     delayed = output == "delayed"
     below = ratio < 1.0
 
@@ -286,7 +297,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
             core, method=name, oversample=int(factor),
             description=f"oversample x{factor}, then {core.description}, then filter and decimate")
     # resample baseline
-    if resampler not in RESAMPLERS:
+    if not isinstance(resampler, str) or resampler not in RESAMPLERS:
         raise ArgumentError(f"Argument 'resampler' must be one of {RESAMPLERS}, not {resampler!r}")
     return _fir_plan(name, 1.0, [1], [1.0], delayed,
                      f"resample to the trained rate ({resampler}), run the unchanged model, resample back",

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
-from .adapt import METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
+from .adapt import ALIASES, METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
 from .errors import NbrnnError
 
 
-def _model(args):
-    from .model import load, load_default
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error."""
 
-    if args.model is None:
-        model = load_default()
-        if args.trained_rate is not None:
-            model = type(model)(model.network.with_trained_rate(args.trained_rate))
-        return model
-    return load(args.model, trained_rate=args.trained_rate, skip=args.skip, prewarm=args.prewarm)
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _model(args):
+    from .model import DEFAULT_MODEL, load
+
+    return load(args.model or DEFAULT_MODEL, trained_rate=args.trained_rate, skip=args.skip,
+                prewarm=getattr(args, "prewarm", False))
 
 
 def _cond(values):
@@ -28,6 +42,8 @@ def _cond(values):
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise NbrnnError(f"--cond must look like NAME=VALUE or INDEX=VALUE, not {item!r}")
+        if name.strip() in out:
+            raise NbrnnError(f"--cond {name.strip()} is given twice")
         try:
             out[name.strip()] = float(value)
         except ValueError:
@@ -36,14 +52,20 @@ def _cond(values):
 
 
 def _method_options(args) -> dict:
+    from .adapt import canonical_method
+
+    method = canonical_method(args.method)
     opts = {"output": args.output_convention, "placement": args.placement}
     if args.order is not None:
         opts["order"] = args.order
-    if args.method == "minimax":
+    for option, owner in (("bandwidth", "minimax"), ("resampler", "resample"), ("kernel", "fir")):
+        if getattr(args, option) is not None and method != owner:
+            raise NbrnnError(f"--{option} applies to --method {owner}, not to --method {args.method}")
+    if args.bandwidth is not None:
         opts["bandwidth"] = args.bandwidth
-    if args.method == "resample":
+    if args.resampler is not None:
         opts["resampler"] = args.resampler
-    if args.method == "fir":
+    if method == "fir":
         try:
             opts["kernel"] = [float(v) for v in (args.kernel or "").split(",") if v.strip()]
         except ValueError:
@@ -61,12 +83,15 @@ def _add_model_args(p, default_help="the embedded diode-clipper LSTM"):
 
 
 def _add_method_args(p):
-    p.add_argument("--method", default="lagrange", choices=METHODS, help="sample-rate adaptation method")
+    p.add_argument("--method", default="lagrange", choices=METHODS + tuple(sorted(ALIASES)),
+                   help="sample-rate adaptation method (cubic = lagrange order 3)")
     p.add_argument("--order", type=int, default=None, help="order of 'lagrange' / 'minimax' (default 3)")
     p.add_argument("--placement", default="paper", choices=PLACEMENTS, help="Lagrange tap placement")
-    p.add_argument("--bandwidth", type=float, default=0.5, help="minimax design band, fraction of Nyquist")
+    p.add_argument("--bandwidth", type=float, default=None,
+                   help="minimax design band, fraction of Nyquist (default 0.5)")
     p.add_argument("--kernel", default=None, help="FIR taps for --method fir, comma-separated")
-    p.add_argument("--resampler", default="polyphase", choices=RESAMPLERS, help="resampler of --method resample")
+    p.add_argument("--resampler", default=None, choices=RESAMPLERS,
+                   help="resampler of --method resample (default polyphase)")
     p.add_argument("--output-convention", default="fresh", choices=OUTPUTS,
                    help="state passed on: fresh (no latency) or delayed (article / RTNeural convention)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="float type of the run")
@@ -74,8 +99,8 @@ def _add_method_args(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
+    fmt = _Help
+    parser = _Parser(
         prog="nbrnn", formatter_class=fmt,
         description="Run recurrent audio-effect models trained elsewhere at any sample rate.")
     from . import __version__
@@ -149,11 +174,7 @@ def _render(args) -> int:
 
 
 def _info(args) -> int:
-    from .model import load, load_default
-
-    model = load_default() if args.model is None else load(args.model, trained_rate=args.trained_rate,
-                                                            skip=args.skip)
-    print(model.info())
+    print(_model(args).info())
     return 0
 
 
@@ -189,7 +210,20 @@ def _demo(args) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is, so that every output in progress is removed."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated(signum)
+
+
 def _guard(fn) -> int:
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            with contextlib.suppress(ValueError):  # not the main thread
+                previous[name] = signal.signal(getattr(signal, name), _terminate)
     try:
         return int(fn() or 0)
     except NbrnnError as exc:
@@ -198,6 +232,10 @@ def _guard(fn) -> int:
     except KeyboardInterrupt:
         print("nbrnn: interrupted; no partial output was left behind", file=sys.stderr)
         return 130
+    except _Terminated as exc:
+        signum = exc.args[0]
+        print(f"nbrnn: stopped by {signal.Signals(signum).name}; no partial output was left behind", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -205,6 +243,9 @@ def _guard(fn) -> int:
         print(f"nbrnn: error: {exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else ""),
               file=sys.stderr)
         return 1
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from .errors import NbrnnError, OutputError
+from ._atomic import atomic_output
+from .errors import ArgumentError, NbrnnError, OutputError
 
 RATES = (44100, 48000, 88200, 96000, 192000)
 METHODS = (("naive", {}), ("stn", {}), ("linear", {}), ("allpass", {}), ("lagrange", {"order": 3}),
@@ -28,6 +29,8 @@ LABELS = {"naive": "naive", "stn": "STN", "linear": "linear", "allpass": "allpas
           "oversample": "oversample", "resample": "resample"}
 #: Seconds skipped at both ends of every comparison (FFT resampling treats the signal as periodic).
 EDGE = 0.1
+#: Test signal lengths accepted (s): long enough to leave something between the edges, short enough to fit memory.
+SECONDS = (0.25, 600.0)
 
 
 def snr_db(y, ref) -> float:
@@ -49,12 +52,14 @@ def at_trained_rate(y: np.ndarray, rate: float, trained: float, n_trained: int) 
 
 def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stream=None) -> dict:
     """Run the demo, print the tables, write audio, ``snr.csv`` and (with matplotlib) ``demo.png``."""
-    import soundfile as sf
 
     from .circuit import simulate_diode_clipper, test_signal
     from .model import load_default
 
     log = stream or sys.stdout
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not SECONDS[0] <= seconds <= SECONDS[1]):  # NaN too
+        raise ArgumentError(f"Argument 'seconds' must be from {SECONDS[0]:g} to {SECONDS[1]:g}, not {seconds!r}")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
@@ -75,8 +80,8 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
         x = test_signal(rate, seconds)
         truth = simulate_diode_clipper(x, rate)
         edge = slice(int(EDGE * rate), x.size - int(EDGE * rate))
-        sf.write(os.path.join(out_dir, f"input_{rate}.wav"), x.astype(np.float32), rate, subtype="FLOAT")
-        sf.write(os.path.join(out_dir, f"circuit_{rate}.wav"), truth.astype(np.float32), rate, subtype="FLOAT")
+        _wav(os.path.join(out_dir, f"input_{rate}.wav"), x, rate)
+        _wav(os.path.join(out_dir, f"circuit_{rate}.wav"), truth, rate)
         for method, opts in METHODS:
             row = {"rate": rate, "method": LABELS[method]}
             try:
@@ -90,8 +95,7 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
                        note="")
             rows.append(row)
             if method in ("naive", "lagrange"):
-                sf.write(os.path.join(out_dir, f"{LABELS[method]}_{rate}.wav"), y.astype(np.float32), rate,
-                         subtype="FLOAT")
+                _wav(os.path.join(out_dir, f"{LABELS[method]}_{rate}.wav"), y, rate)
     _print_tables(rows, trained, log)
     _write_csv(rows, os.path.join(out_dir, "snr.csv"))
     plot = _plot(rows, trained, os.path.join(out_dir, "demo.png"))
@@ -99,6 +103,17 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
           f"{'' if plot else ' (no plot: pip install matplotlib)'} in {time.perf_counter() - started:.1f} s",
           file=log)
     return {"rows": rows, "out": out_dir}
+
+
+def _wav(path, y, rate) -> None:
+    """32-bit float WAV, whole or not at all (like every file the demo writes)."""
+    import soundfile as sf
+
+    try:
+        with atomic_output(path) as tmp:
+            sf.write(tmp, y.astype(np.float32), rate, subtype="FLOAT", format="WAV")
+    except sf.SoundFileRuntimeError as exc:
+        raise OutputError(f"cannot write '{path}': {exc}") from None
 
 
 def _fmt(value) -> str:
@@ -125,7 +140,7 @@ def _print_tables(rows, trained, log):
 
 
 def _write_csv(rows, path):
-    with open(path, "w") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w") as fh:
         fh.write("rate_hz,method,snr_vs_model_db,snr_vs_circuit_db\n")
         for r in rows:
             cells = ["" if r[k] is None else ("inf" if math.isinf(r[k]) else f"{r[k]:.3f}")
@@ -165,6 +180,7 @@ def _plot(rows, trained, path) -> bool:
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Embedded diode-clipper LSTM (trained at {trained / 1000:g} kHz) at other rates")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png", metadata={"Software": None})
     plt.close(fig)
     return True

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _kernels
 from .adapt import Plan
-from .errors import ArgumentError, UnstableError
+from .errors import ArgumentError, AudioError, UnstableError
 from .network import CELL_GATES, Dense, Network
 
 _KIND = {"lstm": _kernels.LSTM, "gru": _kernels.GRU, "rnn_tanh": _kernels.RNN_TANH, "rnn_relu": _kernels.RNN_RELU}
@@ -166,6 +166,11 @@ def pack(network: Network, dtype, specialise: bool = True) -> Packed:
         states.append(layer.initial_state)
         state_offset += s
     flat = np.concatenate(chunks) if chunks else np.zeros(0)
+    states = [np.asarray(v, dtype=np.float64) for v in states]
+    biggest = max([float(np.abs(a).max(initial=0.0)) for a in [flat, *states]])
+    if biggest > float(np.finfo(dt).max):  # the LSTM's summed biases too
+        raise ArgumentError(f"Argument 'dtype' {dt.name!r}: the model's weights reach {biggest:.3g}, beyond "
+                            f"{dt.name}'s range ({float(np.finfo(dt).max):.3g}); run it in float64")
     params = _aligned(flat.size, dt)
     params[:] = flat
     consts = _kernels.constants(dt)
@@ -659,6 +664,7 @@ class Stream:
 
     def feed(self, inp: np.ndarray) -> np.ndarray:
         """Process (channels, n, inputs); returns (channels, m, outputs), m = n for delay-line plans."""
+        inp = self._check_block(inp)
         if self.plan.resample == "fft":
             self._fft_pending.append(inp)
             return np.empty((self.channels, 0, self.packed.n_outputs), dtype=self.dtype)
@@ -667,6 +673,19 @@ class Stream:
         self._hold_append(inp)
         self._fed += inp.shape[1]
         return self._trim(self._through_stages(self._pre.feed(np.ascontiguousarray(inp[:, :, 0].T))))
+
+    def _check_block(self, inp) -> np.ndarray:
+        want = f"(channels = {self.channels}, n, inputs = {self.packed.n_inputs})"
+        if not isinstance(inp, np.ndarray) or inp.dtype != self.dtype:
+            what = f"{inp.dtype} array" if isinstance(inp, np.ndarray) else type(inp).__name__
+            raise ArgumentError(f"Stream.feed takes a {self.dtype.name} array of shape {want}, not a {what} "
+                                f"(Model.inputs(x, cond, dtype) builds one)")
+        if inp.ndim != 3 or inp.shape[0] != self.channels or inp.shape[2] != self.packed.n_inputs:
+            raise ArgumentError(f"Stream.feed takes an array of shape {want}, not {inp.shape} "
+                                f"(Model.inputs(x, cond, dtype) builds one)")
+        if not np.all(np.isfinite(inp)):
+            raise AudioError("Stream.feed: the block holds NaN/Inf values")
+        return np.ascontiguousarray(inp)
 
     def finish(self) -> np.ndarray:
         """Flush resampling stages (whole-signal plans); nothing for delay-line plans."""
@@ -706,7 +725,8 @@ class Stream:
         first = self._model_rows
         self._model_rows += rows.shape[0]
         y = self._run(self._with_conditioning(rows, first, pre.up, pre.down))
-        out = self._post.feed(np.ascontiguousarray(y.transpose(1, 0, 2).reshape(y.shape[1], -1)))
+        width = self.channels * self.packed.n_outputs  # explicit: a block may hold no rows
+        out = self._post.feed(np.ascontiguousarray(y.transpose(1, 0, 2).reshape(y.shape[1], width)))
         if final:
             out = np.concatenate([out, self._post.finish()])
         n = out.shape[0]

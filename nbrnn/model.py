@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
-from .adapt import Plan, make_plan
+from .adapt import Plan, check_rate, make_plan
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
 from .errors import ArgumentError, AudioError
-from .network import Network
+from .network import Network, real_array
 
 #: Options of :func:`nbrnn.adapt.make_plan` that ``process`` passes through.
 PLAN_OPTIONS = ("order", "placement", "kernel", "bandwidth", "output", "inner", "inner_order", "factor", "resampler")
-
-
-def check_rate(value, name: str = "sample_rate") -> float:
-    """A sample rate argument: a finite number > 0 (Hz)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ArgumentError(f"Argument '{name}' must be a number of Hz, not {type(value).__name__} ({value!r})")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ArgumentError(f"Argument '{name}' must be > 0, not {value:g}")
-    if value > 1e8:
-        raise ArgumentError(f"Argument '{name}' must be at most 100 MHz, not {value:g}")
-    return value
 
 
 def _check_warmup(value):
@@ -37,7 +24,7 @@ def _check_warmup(value):
 
 
 def check_activations(value) -> str:
-    if value not in ACTIVATION_PATHS:
+    if not isinstance(value, str) or value not in ACTIVATION_PATHS:
         raise ArgumentError(f"Argument 'activations' must be one of {', '.join(ACTIVATION_PATHS)}, not {value!r}")
     return value
 
@@ -122,6 +109,8 @@ class Model:
         """Save the model as ``.npz`` or ``.safetensors`` (nbrnn's container layout, float64 weights)."""
         from .formats.containers import export
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
         export(self.network, path, overwrite=overwrite)
 
     # -- processing --------------------------------------------------------------------------------------------
@@ -162,10 +151,13 @@ class Model:
         plan = stream.plan
         model_rate = self.trained_rate if plan.resample else stream.sample_rate * plan.oversample
         n = int(round(seconds * model_rate))
-        inp = np.zeros((stream.channels, n, self.network.input_size), dtype=stream.dtype)
+        block = min(n, 1 << 16)  # memory stays bounded whatever the rate
+        inp = np.zeros((stream.channels, block, self.network.input_size), dtype=stream.dtype)
         if cond is not None and self.network.input_size > 1:
             inp[:, :, 1:] = cond[:, :1, 1:]
-        stream._run(inp)
+        for start in range(0, n, block):
+            rows = min(block, n - start)
+            stream._run(inp if rows == block else np.ascontiguousarray(inp[:, :rows]))
 
     def inputs(self, x: np.ndarray, cond=None, dtype="float64") -> np.ndarray:
         """Stack audio (n,) / (n, channels) and conditioning into the kernel layout (channels, n, inputs)."""
@@ -227,9 +219,10 @@ class Model:
 
     @staticmethod
     def _cond_column(value, name: str, n: int, channels: int) -> np.ndarray:
-        arr = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else None
-        if arr is None or arr.dtype.kind not in "fiu":
-            raise ArgumentError(f"conditioning value for {name!r} must be a number or an array, not {value!r}")
+        arr, what = real_array(value)
+        if arr is None:
+            raise ArgumentError(f"conditioning value for {name!r} must be a real number or an array of them, "
+                                f"not {what}")
         if not np.all(np.isfinite(arr)):
             raise ArgumentError(f"conditioning value for {name!r} holds NaN/Inf")
         if arr.ndim == 0:
@@ -355,6 +348,8 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
         raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {skip!r}")
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
+    if ("\0" if isinstance(os.fspath(path), str) else b"\0") in os.fspath(path):
+        raise ArgumentError(f"Argument 'path' holds a NUL character: {path!r}")
     network = read_network(path, format=format, skip=skip, rnn_nonlinearity=rnn_nonlinearity)
     if trained_rate is not None:
         network = network.with_trained_rate(check_rate(trained_rate, "trained_rate"))

@@ -10,11 +10,11 @@ reordering, transposes, bias folding, stored initial states) ends at the loader.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 
+from .adapt import check_rate
 from .errors import ArgumentError, ModelShapeError
 
 #: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
@@ -27,11 +27,21 @@ ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "elu", "softmax", "selu", "s
 RATE_SOURCES = ("file", "format default", "caller")
 
 
-def _array(value: Any, name: str, ndim: int, context: str) -> np.ndarray:
+def real_array(value: Any) -> tuple:
+    """(``value`` as a float64 array, "") if it holds real numbers, else (None, what it holds instead)."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ModelShapeError(f"{context}: '{name}' must be numeric, not {type(value).__name__} ({exc})") from None
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        return None, f"a {type(value).__name__} that is no rectangular array"
+    if arr.dtype.kind not in "fiu":  # bool, complex, text, objects (integers beyond 64 bits ...)
+        return None, f"a {type(value).__name__} of {arr.dtype}"
+    return arr.astype(np.float64), ""
+
+
+def _array(value: Any, name: str, ndim: int, context: str) -> np.ndarray:
+    arr, what = real_array(value)
+    if arr is None:
+        raise ModelShapeError(f"{context}: '{name}' must hold real numbers, not {what}")
     if arr.ndim != ndim:
         raise ModelShapeError(f"{context}: '{name}' must have {ndim} dimension(s), not shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -66,7 +76,7 @@ class Dense:
             raise ModelShapeError(f"{ctx}: bias has {b.shape[0]} values but weight has {w.shape[0]} output rows")
         if w.shape[0] == 0 or w.shape[1] == 0:
             raise ModelShapeError(f"{ctx}: weight shape {w.shape} is empty")
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ModelShapeError(f"{ctx}: activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "bias", b)
@@ -109,7 +119,7 @@ class Recurrent:
     c0: np.ndarray | None = None
 
     def __post_init__(self):
-        if self.cell not in CELL_GATES:
+        if not isinstance(self.cell, str) or self.cell not in CELL_GATES:
             raise ModelShapeError(f"recurrent layer: cell must be one of {', '.join(CELL_GATES)}, not {self.cell!r}")
         ctx = f"{self.cell} layer"
         g = CELL_GATES[self.cell]
@@ -210,6 +220,8 @@ class Network:
     metadata: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
+            raise ModelShapeError(f"layers must be a sequence of Dense and Recurrent layers, not {self.layers!r}")
         layers = tuple(self.layers)
         if not layers:
             raise ModelShapeError("network has no layers")
@@ -229,13 +241,14 @@ class Network:
                 f"skip = {self.skip} adds {self.skip} input channel(s) to the output, but the model has "
                 f"{n_in} input(s) and {layers[-1].output_size} output(s)")
         object.__setattr__(self, "skip", int(self.skip))
-        rate = self.trained_rate
-        if not isinstance(rate, (int, float, np.integer, np.floating)) or not math.isfinite(rate) or rate <= 0:
-            raise ArgumentError(f"trained_rate must be a finite number > 0 Hz, not {rate!r}")
-        object.__setattr__(self, "trained_rate", float(rate))
-        if self.rate_source not in RATE_SOURCES:
+        object.__setattr__(self, "trained_rate", check_rate(self.trained_rate, "trained_rate"))
+        if not isinstance(self.rate_source, str) or self.rate_source not in RATE_SOURCES:
             raise ArgumentError(f"rate_source must be one of {RATE_SOURCES}, not {self.rate_source!r}")
+        if isinstance(self.input_names, str) or not hasattr(self.input_names, "__iter__"):
+            raise ModelShapeError(f"input_names must be a sequence of names, not {self.input_names!r}")
         names = tuple(self.input_names) or default_input_names(n_in)
+        if not all(isinstance(name, str) and name for name in names):
+            raise ModelShapeError(f"input_names must be non-empty strings, not {names!r}")
         if len(names) != n_in:
             raise ModelShapeError(f"input_names has {len(names)} names for {n_in} inputs")
         object.__setattr__(self, "input_names", names)

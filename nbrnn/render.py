@@ -2,8 +2,9 @@
 
 Nothing is lost: the output is written to a temporary file beside the
 destination and moved into place only when complete; an existing file is kept
-unless ``overwrite=True``; the input is never overwritten; an interruption
-(Ctrl-C) or a failure leaves no partial file behind.
+unless ``overwrite=True``; no file the render reads (input, control file, model
+file) is ever overwritten; an interruption (Ctrl-C, and SIGTERM or SIGHUP in the
+command) or a failure leaves no partial file behind.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 
-from ._atomic import atomic_output
+from ._atomic import atomic_output, check_destination
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError
 from .model import Model, check_rate
 
@@ -59,21 +60,13 @@ def _open_input(path):
         raise AudioError(f"input file '{path}' cannot be read as audio: {exc}") from None
 
 
-def _check_destination(input_path, output_path, overwrite: bool) -> str:
-    out = os.path.abspath(os.fspath(output_path))
-    src = os.path.abspath(os.fspath(input_path))
-    if out == src or (os.path.exists(out) and os.path.exists(src) and os.path.samefile(out, src)):
-        raise OutputError(f"output '{output_path}' is the input file; nbrnn never overwrites its input")
-    if os.path.isdir(out):
-        raise OutputError(f"output '{output_path}' is a directory; give a file name such as out.wav")
-    if os.path.exists(out) and not overwrite:
-        raise OutputError(f"output '{output_path}' exists; pass overwrite=True (--overwrite) to replace it")
-    folder = os.path.dirname(out) or "."
-    if not os.path.isdir(folder):
-        raise OutputError(f"output folder '{folder}' does not exist")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder '{folder}' is not writable")
-    return out
+def _read(f, frames: int, path):
+    import soundfile as sf
+
+    try:
+        return f.read(frames, dtype="float64", always_2d=True)
+    except sf.SoundFileRuntimeError as exc:
+        raise AudioError(f"'{path}' cannot be read past frame {f.tell()}: {exc}") from None
 
 
 def _output_format(out: str, subtype: str | None):
@@ -92,6 +85,24 @@ def _output_format(out: str, subtype: str | None):
         raise ArgumentError(f"Argument 'subtype' {subtype!r} is not valid for {fmt} files "
                             f"(valid: {', '.join(sf.available_subtypes(fmt))})")
     return fmt, subtype
+
+
+#: libsndfile's Vorbis encoder crashes the process beyond 255 channels (it refuses too many for the other
+#: formats with an error); checked before anything is written.
+MAX_VORBIS_CHANNELS = 255
+
+
+def _open_output(tmp: str, out: str, rate: int, channels: int, fmt: str, subtype: str):
+    import soundfile as sf
+
+    if subtype == "VORBIS" and channels > MAX_VORBIS_CHANNELS:
+        raise OutputError(f"output '{out}': Ogg Vorbis holds at most {MAX_VORBIS_CHANNELS} channels, the input has "
+                          f"{channels}; use .wav, .w64 or .caf")
+    try:
+        return sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
+    except sf.SoundFileRuntimeError as exc:
+        raise OutputError(f"output '{out}': libsndfile cannot write {channels} channel(s) at {rate} Hz as {fmt} "
+                          f"{subtype} ({str(exc).rsplit(': ', 1)[-1]}); try .wav") from None
 
 
 def render(input_path, output_path, model: Model, *, method: str = "lagrange", cond=None, control_path=None,
@@ -131,13 +142,20 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
 
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
         raise ArgumentError(f"Argument 'block_size' must be an integer from 1 to {1 << 24}, not {block_size!r}")
-    out = _check_destination(input_path, output_path, overwrite)
+    protected = [("input file", input_path), ("control file", control_path), ("model file", model.network.source)]
+    out = check_destination(output_path, [(w, p) for w, p in protected if p], overwrite)
     fmt, subtype = _output_format(out, subtype)
     with _open_input(input_path) as src:
         rate = check_rate(float(src.samplerate), "input sample rate")
         channels, frames = src.channels, src.frames
         control = None
         names = model.conditioning_names
+        if cond is not None and not names:
+            raise ArgumentError("conditioning values were given (cond, --cond) but the model has no conditioning "
+                                "inputs")
+        if cond is not None and control_path is not None:
+            raise ArgumentError("give conditioning as constant values (cond, --cond) or as a control file "
+                                "(control_path, --control), not both")
         if control_path is not None:
             if not names:
                 raise ArgumentError("a control file was given but the model has no conditioning inputs")
@@ -162,8 +180,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         started = time.perf_counter()
         done = 0
         try:
-            with atomic_output(out) as tmp, sf.SoundFile(tmp, "w", samplerate=src.samplerate, channels=channels,
-                                                         format=fmt, subtype=subtype) as dst:
+            with atomic_output(out) as tmp, _open_output(tmp, out, src.samplerate, channels, fmt, subtype) as dst:
                 fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
 
                 def write(y):
@@ -176,14 +193,16 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                     dst.write(block)
 
                 while True:
-                    x = src.read(block_size, dtype="float64", always_2d=True)
+                    x = _read(src, block_size, input_path)
                     if x.shape[0] == 0:
                         break
-                    ctrl = control.read(x.shape[0], dtype="float64", always_2d=True) if control is not None else None
+                    ctrl = _read(control, x.shape[0], control_path) if control is not None else None
                     write(stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done)))
                     done += x.shape[0]
                     meter.update(done / rate)
                 write(stream.finish())
+        except sf.SoundFileRuntimeError as exc:  # writing: disk full and the like (reads raise AudioError)
+            raise OutputError(f"cannot write '{output_path}': {exc}") from None
         finally:
             if control is not None:
                 control.close()

@@ -1,7 +1,6 @@
 """Third-party NAM and PyTorch checkpoint files (../shared; skipped when absent)."""
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 import nbrnn

@@ -1,6 +1,7 @@
 """Rendering files: equals Model.process, streams, keeps inputs and existing files, leaves no partial output."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -155,3 +156,91 @@ def test_cli_render_info_and_errors(tmp_path):
     res = _cli("render", "--help")
     assert res.returncode == 0 and "(default: lagrange)" in res.stdout and "(default: float32)" in res.stdout
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_never_overwrites_a_file_it_reads(tmp_path):
+    model_path = tmp_path / "model.json"
+    model_path.write_bytes(COND_MODEL.read_bytes())
+    model = nbrnn.load(model_path)
+    src, ctrl = tmp_path / "in.wav", tmp_path / "ctrl.wav"
+    sf.write(src, _signal(300, 1), 44100)
+    sf.write(ctrl, np.full(300, 0.5), 44100)
+    before = {p: p.read_bytes() for p in (src, ctrl, model_path)}
+    with pytest.raises(nbrnn.OutputError, match="is the control file"):
+        render(src, ctrl, model, control_path=ctrl, overwrite=True, progress=False)
+    with pytest.raises(nbrnn.OutputError, match="is the model file"):
+        render(src, tmp_path / "." / "model.json", model, cond=[0.5], overwrite=True, progress=False)
+    assert {p: p.read_bytes() for p in before} == before
+    model.save(tmp_path / "m.npz")
+    saved = (tmp_path / "m.npz").read_bytes()
+    with pytest.raises(nbrnn.OutputError, match="is the model file"):  # nbrnn export m.npz m.npz --overwrite
+        nbrnn.load(tmp_path / "m.npz").save(tmp_path / "m.npz", overwrite=True)
+    assert (tmp_path / "m.npz").read_bytes() == saved
+
+
+def test_what_libsndfile_cannot_write_is_one_error_and_no_file(tmp_path):
+    model = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.0]),)))
+    src = tmp_path / "in.wav"
+    sf.write(src, np.zeros((50, 256)), 44100, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match="at most 255 channels"):  # the Vorbis encoder would crash
+        render(src, tmp_path / "out.ogg", model, progress=False)
+    sf.write(src, np.zeros((50, 9)), 44100, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match="cannot write 9 channel"):
+        render(src, tmp_path / "out.flac", model, progress=False)
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_stopped_by_sigterm_leaves_no_file(tmp_path):
+    import signal
+    import time
+
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(48000 * 20, 1), 48000, subtype="FLOAT")
+    # tiny blocks keep the render going for seconds
+    proc = subprocess.Popen([sys.executable, "-m", "nbrnn", "render", str(src), str(tmp_path / "out.wav"), "-q",
+                             "--block-size", "16"], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(GOLDEN.parents[2])))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+        if partial and partial[0].stat().st_size > 100_000:  # compiled and writing
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the render ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signal.SIGTERM and "SIGTERM" in err and "Traceback" not in err
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_options_are_checked_not_ignored(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(400, 1), 48000)
+    cases = [
+        (["--cond", "drive=0.5"], "no conditioning inputs"),
+        (["--model", COND_MODEL, "--cond", "cond1=0.5", "--control", src], "not both"),
+        (["--model", COND_MODEL, "--cond", "cond1=0.5", "--cond", "cond1=0.7"], "given twice"),
+        (["--method", "allpass", "--kernel", "1,2"], "--kernel applies to --method fir"),
+        (["--method", "lagrange", "--resampler", "fft"], "--resampler applies to --method resample"),
+        (["--trained-rate", "1e300"], "trained_rate' must be from 1 Hz to 100 MHz"),
+        (["--prewarm"], "prewarm.*NAM"),
+        (["--method", "wobble"], "invalid choice"),
+    ]
+    for extra, match in cases:
+        res = _cli("render", src, tmp_path / "o.wav", *extra)
+        assert res.returncode != 0 and res.stderr.count("\n") == 1, (extra, res.stderr)
+        assert re.search(match, res.stderr) and "Traceback" not in res.stderr, (extra, res.stderr)
+    res = _cli("render", src, tmp_path / "o.wav", "--method", "cubic", "-q")
+    assert res.returncode == 0, res.stderr
+    res = _cli("info", "--skip", "0")
+    assert res.returncode == 0 and "skip:         0" in res.stdout, res.stdout
+    assert _leftovers(tmp_path) == ["o.wav"]
+
+
+def test_demo_checks_its_length_before_writing(tmp_path):
+    from nbrnn.demo import run_demo
+
+    for seconds in (1e-9, 0.1, 1e12, float("nan")):
+        with pytest.raises(nbrnn.ArgumentError, match="seconds"):
+            run_demo(str(tmp_path / "demo"), seconds=seconds)
+    assert not (tmp_path / "demo").exists()

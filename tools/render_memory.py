@@ -57,8 +57,8 @@ def main(argv=None):
             sys.exit(res.returncode)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
         out_mib = os.path.getsize(os.path.join(tmp, "out.wav")) / 2**20
-    print(f"| audio | method | dtype | peak RSS of the render | time | x real time |")
-    print(f"|---|---|---|---:|---:|---:|")
+    print("| audio | method | dtype | peak RSS of the render | time | x real time |")
+    print("|---|---|---|---:|---:|---:|")
     print(f"| {args.seconds:g} s, {args.rate / 1000:g} kHz, {args.channels} ch | {args.method} | {args.dtype} | "
           f"{peak:.0f} MiB | {elapsed:.0f} s | {args.seconds / elapsed:.1f} |")
     print(f"(output {out_mib:.0f} MiB float)")

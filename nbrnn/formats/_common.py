@@ -101,7 +101,13 @@ def rate_value(value, name: str, source: str) -> float:
             value = float(value.strip())
         except ValueError:
             raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {value!r}")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float's range
+        value = math.inf
+    if not math.isfinite(value) or value <= 0:
         raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {value!r}")
     if not 1.0 <= value <= 1e8:
         raise ModelFormatError(f"{source}: '{name}' = {value!r} Hz is not a plausible sample rate (1 Hz .. 100 MHz)")
@@ -132,12 +138,12 @@ def torch_rnn_layers(tensors: dict, prefix: str, source: str, *, cell: str | Non
     for key in tensors:
         if isinstance(key, str) and key.startswith(prefix + "weight_ih_l"):
             suffix = key[len(prefix + "weight_ih_l"):]
-            if suffix.isdigit():
-                present.add(int(suffix))
+            if suffix.isascii() and suffix.isdigit():
+                present.add(int(suffix) if len(suffix) <= 18 else 10 ** 18)  # no 4300-digit int()
     if not present:
         raise ModelFormatError(f"{source}: no '{prefix}weight_ih_l0' tensor found")
     count = max(present) + 1
-    if sorted(present) != list(range(count)):
+    if len(present) != count:  # the indices are distinct: all of 0..count-1 iff there are count of them
         raise ModelFormatError(f"{source}: recurrent layers of '{prefix}' are not numbered 0..{count - 1}: {sorted(present)}")
     if num_layers is not None and num_layers != count:
         raise ModelShapeError(

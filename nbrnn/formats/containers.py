@@ -25,8 +25,8 @@ import zipfile
 
 import numpy as np
 
-from .._atomic import atomic_output
-from ..errors import ArgumentError, ModelFormatError, OutputError
+from .._atomic import atomic_output, check_destination
+from ..errors import ArgumentError, ModelFormatError
 from ..network import Dense, Network, Recurrent
 from ._common import MAX_FILE_BYTES, tensor
 
@@ -215,16 +215,12 @@ def export(network: Network, path, *, overwrite: bool = False) -> None:
     suffix = os.path.splitext(target)[1].lower()
     if suffix not in (".npz", ".safetensors"):
         raise ArgumentError(f"Argument 'path' must end in .npz or .safetensors, not {suffix or 'no suffix'!r}")
-    if os.path.exists(target) and not overwrite:
-        raise OutputError(f"output '{target}' exists; pass overwrite=True (--overwrite) to replace it")
+    check_destination(target, [("model file", network.source)] if network.source else [], overwrite)
     arrays, meta = to_arrays(network)
     if suffix == ".safetensors":
         from .safetensors import write_safetensors
 
         write_safetensors(target, arrays, meta)
         return
-    folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder '{folder}' does not exist or is not writable")
     with atomic_output(target) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, __metadata__=np.array(json.dumps(meta, sort_keys=True)), **arrays)

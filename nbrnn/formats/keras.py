@@ -19,6 +19,9 @@ from ._common import expect_shape, mapping, rate_value, tensor
 NAME = "rtneural-keras-json"
 DEFAULT_RATE = 48000.0
 SUPPORTED = ("dense", "time-distributed-dense", "lstm", "gru", "activation")
+#: Inputs (audio and knobs) beyond which 'in_shape' is taken as malformed: an activation layer of its own is
+#: carried by an identity Dense of that width, allocated before any weight of the file is read.
+MAX_INPUTS = 1024
 
 
 def detect(obj) -> bool:
@@ -41,8 +44,10 @@ def _units(layer: dict, where: str, source: str):
 
 def from_json(obj: dict, source: str) -> Network:
     in_shape = obj.get("in_shape")
-    if not isinstance(in_shape, list) or not in_shape or not isinstance(in_shape[-1], int) or in_shape[-1] < 1:
-        raise ModelFormatError(f"{source}: 'in_shape' must be a list ending in the number of inputs, not {in_shape!r}")
+    if (not isinstance(in_shape, list) or not in_shape or isinstance(in_shape[-1], bool)
+            or not isinstance(in_shape[-1], int) or not 1 <= in_shape[-1] <= MAX_INPUTS):
+        raise ModelFormatError(f"{source}: 'in_shape' must be a list ending in the number of inputs "
+                               f"(1 to {MAX_INPUTS}), not {str(in_shape)[:80]}")
     raw_layers = obj["layers"]
     if not isinstance(raw_layers, list) or not raw_layers:
         raise ModelFormatError(f"{source}: 'layers' must be a non-empty list")

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from .._atomic import atomic_output
-from ..errors import ArgumentError, ModelFormatError, OutputError
+from ..errors import ArgumentError, ModelFormatError
 from ._common import MAX_FILE_BYTES, read_bytes
 
 __all__ = ["read_safetensors", "write_safetensors", "MAX_HEADER_BYTES"]
