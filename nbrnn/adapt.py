@@ -2,7 +2,7 @@
 
 A model trained at ``fs`` that runs at ``fs' = R·fs`` feeds back, instead of
 the state one sample old, an interpolated state ``R`` samples old
-(``../docs/methods.md``).  Every method here only decides *which* past states
+(``docs/methods.md``).  Every method here only decides *which* past states
 are combined and with which weights; the kernels in :mod:`nbrnn._kernels` run
 any plan.
 

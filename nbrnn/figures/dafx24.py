@@ -38,7 +38,7 @@ METHODS = (
 #: Our method labels and the paper's.
 PAPER_NAMES = {"naive": "naive", "stn": "stn", "linear": "lidl", "allpass": "apdl", "cubic": "cidl"}
 
-#: The published means (dB) of ``docs/methods.md`` (the paper's table).
+#: The published means (dB) of the DAFx-24 paper's table (Carson et al., 2024).
 PUBLISHED_MEANS = {
     48000: {"naive": 9.8, "stn": 29.9, "linear": 31.7, "allpass": 46.4, "cubic": 47.9},
     88200: {"naive": -1.4, "stn": 18.0, "linear": 57.3, "allpass": 57.3, "cubic": 57.3},
