@@ -683,7 +683,9 @@ class Stream:
         if inp.ndim != 3 or inp.shape[0] != self.channels or inp.shape[2] != self.packed.n_inputs:
             raise ArgumentError(f"Stream.feed takes an array of shape {want}, not {inp.shape} "
                                 f"(Model.inputs(x, cond, dtype) builds one)")
-        if not np.all(np.isfinite(inp)):
+        # a sum first (about 1 µs per 4096 samples, a third of an element-wise test): finite unless a value is
+        # NaN/Inf or the values are near float's limit, which the element-wise test then tells apart
+        if not math.isfinite(float(np.add.reduce(inp, axis=None))) and not np.all(np.isfinite(inp)):
             raise AudioError("Stream.feed: the block holds NaN/Inf values")
         return np.ascontiguousarray(inp)
 
