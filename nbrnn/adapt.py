@@ -110,6 +110,12 @@ def allpass_coefficient(alpha: float) -> float:
     return (1.0 - alpha) / (1.0 + alpha)
 
 
+def is_choice(value, choices) -> bool:
+    """Whether ``value`` is one of the names ``choices`` (a string first: an array would make ``in`` ambiguous,
+    a list unhashable)."""
+    return isinstance(value, str) and value in choices
+
+
 def check_rate(value, name: str = "sample_rate") -> float:
     """A sample rate argument: a number of Hz from ``MIN_RATE`` to ``MAX_RATE``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating, Fraction)):
@@ -205,9 +211,9 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         if order not in (None, 3):
             raise ArgumentError(f"method {method!r} means Lagrange order 3; got order={order!r} (use 'lagrange')")
         order = 3
-    if not isinstance(output, str) or output not in OUTPUTS:
+    if not is_choice(output, OUTPUTS):
         raise ArgumentError(f"Argument 'output' must be one of {OUTPUTS}, not {output!r}")
-    if not isinstance(placement, str) or placement not in PLACEMENTS:
+    if not is_choice(placement, PLACEMENTS):
         raise ArgumentError(f"Argument 'placement' must be one of {PLACEMENTS}, not {placement!r}")
     if order is not None and name not in ("lagrange", "minimax"):
         raise ArgumentError(f"Argument 'order' applies to 'lagrange' and 'minimax', not to method '{name}'")
@@ -297,7 +303,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
             core, method=name, oversample=int(factor),
             description=f"oversample x{factor}, then {core.description}, then filter and decimate")
     # resample baseline
-    if not isinstance(resampler, str) or resampler not in RESAMPLERS:
+    if not is_choice(resampler, RESAMPLERS):
         raise ArgumentError(f"Argument 'resampler' must be one of {RESAMPLERS}, not {resampler!r}")
     return _fir_plan(name, 1.0, [1], [1.0], delayed,
                      f"resample to the trained rate ({resampler}), run the unchanged model, resample back",

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .adapt import Plan, check_rate, make_plan
+from .adapt import Plan, check_rate, is_choice, make_plan
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
 from .errors import ArgumentError, AudioError
 from .network import Network, real_array
@@ -24,7 +24,7 @@ def _check_warmup(value):
 
 
 def check_activations(value) -> str:
-    if not isinstance(value, str) or value not in ACTIVATION_PATHS:
+    if not is_choice(value, ACTIVATION_PATHS):
         raise ArgumentError(f"Argument 'activations' must be one of {', '.join(ACTIVATION_PATHS)}, not {value!r}")
     return value
 
@@ -348,8 +348,6 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
         raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {skip!r}")
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
-    if ("\0" if isinstance(os.fspath(path), str) else b"\0") in os.fspath(path):
-        raise ArgumentError(f"Argument 'path' holds a NUL character: {path!r}")
     network = read_network(path, format=format, skip=skip, rnn_nonlinearity=rnn_nonlinearity)
     if trained_rate is not None:
         network = network.with_trained_rate(check_rate(trained_rate, "trained_rate"))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .adapt import check_rate
+from .adapt import check_rate, is_choice
 from .errors import ArgumentError, ModelShapeError
 
 #: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
@@ -76,7 +76,7 @@ class Dense:
             raise ModelShapeError(f"{ctx}: bias has {b.shape[0]} values but weight has {w.shape[0]} output rows")
         if w.shape[0] == 0 or w.shape[1] == 0:
             raise ModelShapeError(f"{ctx}: weight shape {w.shape} is empty")
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+        if not is_choice(self.activation, ACTIVATIONS):
             raise ModelShapeError(f"{ctx}: activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "bias", b)
@@ -119,7 +119,7 @@ class Recurrent:
     c0: np.ndarray | None = None
 
     def __post_init__(self):
-        if not isinstance(self.cell, str) or self.cell not in CELL_GATES:
+        if not is_choice(self.cell, CELL_GATES):
             raise ModelShapeError(f"recurrent layer: cell must be one of {', '.join(CELL_GATES)}, not {self.cell!r}")
         ctx = f"{self.cell} layer"
         g = CELL_GATES[self.cell]
@@ -242,7 +242,7 @@ class Network:
                 f"{n_in} input(s) and {layers[-1].output_size} output(s)")
         object.__setattr__(self, "skip", int(self.skip))
         object.__setattr__(self, "trained_rate", check_rate(self.trained_rate, "trained_rate"))
-        if not isinstance(self.rate_source, str) or self.rate_source not in RATE_SOURCES:
+        if not is_choice(self.rate_source, RATE_SOURCES):
             raise ArgumentError(f"rate_source must be one of {RATE_SOURCES}, not {self.rate_source!r}")
         if isinstance(self.input_names, str) or not hasattr(self.input_names, "__iter__"):
             raise ModelShapeError(f"input_names must be a sequence of names, not {self.input_names!r}")

@@ -142,8 +142,8 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
 
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
         raise ArgumentError(f"Argument 'block_size' must be an integer from 1 to {1 << 24}, not {block_size!r}")
-    protected = [("input file", input_path), ("control file", control_path), ("model file", model.network.source)]
-    out = check_destination(output_path, [(w, p) for w, p in protected if p], overwrite)
+    out = check_destination(output_path, [("input file", input_path), ("control file", control_path),
+                                          ("model file", model.network.source)], overwrite)
     fmt, subtype = _output_format(out, subtype)
     with _open_input(input_path) as src:
         rate = check_rate(float(src.samplerate), "input sample rate")

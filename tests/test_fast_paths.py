@@ -325,7 +325,7 @@ def test_register_kernel_takes_conditioning_inputs(cell, h, dtype, inputs, rate,
     _check_register_kernel(cell, h, dtype, rate, opts, activations, inputs, monkeypatch)
 
 
-def test_register_kernel_not_for_eight_inputs(monkeypatch):
+def test_register_kernel_not_for_eight_inputs():
     """Eight inputs are read eight rows per pass by the generic kernel (a tree, not a chain): not the
     register kernel's shape."""
     stream, _ = _sized_run("lstm", 8, "float32", 52000, dict(method="lagrange"), "fast", 1, inputs=8)

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from ..errors import ModelFormatError, ModelShapeError
+from ..errors import ArgumentError, ModelFormatError, ModelShapeError
 
 #: Largest model file any loader reads (a guard against unbounded memory on hostile input).
 MAX_FILE_BYTES = 2 << 30
@@ -19,6 +19,8 @@ MAX_TENSOR_VALUES = 1 << 28
 def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
     """Read a whole file, refusing directories, missing files and files over ``limit`` bytes."""
     p = os.fspath(path)
+    if ("\0" if isinstance(p, str) else b"\0") in p:  # os and open would raise a bare ValueError
+        raise ArgumentError(f"Argument 'path' holds a NUL character: {p!r}")
     try:
         size = os.path.getsize(p)
         if size > limit:

@@ -215,7 +215,7 @@ def export(network: Network, path, *, overwrite: bool = False) -> None:
     suffix = os.path.splitext(target)[1].lower()
     if suffix not in (".npz", ".safetensors"):
         raise ArgumentError(f"Argument 'path' must end in .npz or .safetensors, not {suffix or 'no suffix'!r}")
-    check_destination(target, [("model file", network.source)] if network.source else [], overwrite)
+    check_destination(target, [("model file", network.source)], overwrite)
     arrays, meta = to_arrays(network)
     if suffix == ".safetensors":
         from .safetensors import write_safetensors

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..adapt import is_choice
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import ACTIVATIONS, Dense, Network, Recurrent
 from ._common import expect_shape, mapping, rate_value, tensor
@@ -30,7 +31,7 @@ def detect(obj) -> bool:
 
 def _activation(value, where: str, source: str) -> str:
     name = "linear" if value in (None, "") else value
-    if not isinstance(name, str) or name not in ACTIVATIONS:
+    if not is_choice(name, ACTIVATIONS):
         raise ModelFormatError(f"{source}: {where} activation must be one of {', '.join(ACTIVATIONS)}, not {value!r}")
     return name
 
