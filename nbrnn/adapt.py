@@ -32,6 +32,11 @@ ALIASES = {"none": "naive", "nointerp": "integer", "lidl": "linear", "lin": "lin
 PLACEMENTS = ("paper", "centred")
 OUTPUTS = ("fresh", "delayed")
 RESAMPLERS = ("polyphase", "fft")
+#: The methods each option of :func:`make_plan` applies to (``output`` applies to all); an option given
+#: for any other method is an error rather than silently ignored.
+OPTION_METHODS = {"order": ("lagrange", "minimax"), "placement": ("lagrange",), "kernel": ("fir",),
+                  "bandwidth": ("minimax",), "inner": ("oversample",), "inner_order": ("oversample",),
+                  "factor": ("oversample",), "resampler": ("resample",)}
 
 #: Sample rates accepted anywhere (Hz), and the largest ratio R or 1/R between the run's and the trained rate.
 MIN_RATE, MAX_RATE = 1.0, 1e8
@@ -169,9 +174,9 @@ def lagrange_placement(ratio: float, order: int, placement: str) -> int:
 
 
 def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange", *, order: int | None = None,
-              placement: str = "paper", kernel=None, bandwidth: float = 0.5, output: str = "fresh",
-              inner: str = "lagrange", inner_order: int = 3, factor: int | None = None,
-              resampler: str = "polyphase") -> Plan:
+              placement: str | None = None, kernel=None, bandwidth: float | None = None, output: str = "fresh",
+              inner: str | None = None, inner_order: int | None = None, factor: int | None = None,
+              resampler: str | None = None) -> Plan:
     """Design the plan that runs a model trained at ``trained_rate`` at ``sample_rate``.
 
     Parameters
@@ -183,22 +188,27 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         ``allpass``, ``minimax``, ``fir``, ``stn``, ``oversample`` or ``resample``.
     order : int, optional
         Interpolation order for ``lagrange`` (default 3) and ``minimax`` (default 3).
-    placement : {'paper', 'centred'}
+    placement : {'paper', 'centred'}, optional
         Where the N+1 Lagrange taps sit: ``'paper'`` = delays 1..N+1 for R < 2 and
         K−1..K+N−1 for R ≥ 2 (DAFx-24); ``'centred'`` = around R for every R.
     kernel : array_like, optional
         FIR taps k_0..k_M for ``method='fir'``, applied to delays 1..M+1.
-    bandwidth : float
-        Design band of ``minimax`` kernels as a fraction of Nyquist.
+    bandwidth : float, optional
+        Design band of ``minimax`` kernels as a fraction of Nyquist (default 0.5).
     output : {'fresh', 'delayed'}
         Which state the next layer sees: the fresh s_n (no added latency) or the
         delayed interpolated one (the article's / RTNeural's convention).
-    inner, inner_order : str, int
-        The delay-line method ``oversample`` runs at the oversampled rate.
+    inner, inner_order : str, int, optional
+        The delay-line method ``oversample`` runs at the oversampled rate (default ``'lagrange'``,
+        order 3) and its order (``lagrange`` and ``minimax`` only).
     factor : int, optional
         Oversampling factor; default the smallest L with L·R ≥ 1.
-    resampler : {'polyphase', 'fft'}
-        Resampler of the ``resample`` baseline (and of ``oversample``'s filters, always polyphase).
+    resampler : {'polyphase', 'fft'}, optional
+        Resampler of the ``resample`` baseline (default polyphase; ``oversample``'s filters are always
+        polyphase).
+
+    Each option applies to the methods in :data:`OPTION_METHODS`; given for another method it is an
+    :class:`ArgumentError`, not ignored.
 
     Returns
     -------
@@ -213,12 +223,16 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         order = 3
     if not is_choice(output, OUTPUTS):
         raise ArgumentError(f"Argument 'output' must be one of {OUTPUTS}, not {output!r}")
+    given = {"order": order, "placement": placement, "kernel": kernel, "bandwidth": bandwidth, "inner": inner,
+             "inner_order": inner_order, "factor": factor, "resampler": resampler}
+    for option, value in given.items():
+        owners = OPTION_METHODS[option]
+        if value is not None and name not in owners:
+            raise ArgumentError(f"Argument '{option}' applies to method{'s' * (len(owners) > 1)} "
+                                f"{' and '.join(map(repr, owners))}, not to '{name}'")
+    placement = "paper" if placement is None else placement
     if not is_choice(placement, PLACEMENTS):
         raise ArgumentError(f"Argument 'placement' must be one of {PLACEMENTS}, not {placement!r}")
-    if order is not None and name not in ("lagrange", "minimax"):
-        raise ArgumentError(f"Argument 'order' applies to 'lagrange' and 'minimax', not to method '{name}'")
-    if kernel is not None and name != "fir":
-        raise ArgumentError(f"Argument 'kernel' applies to method 'fir', not to '{name}'")
     ratio = fs_run / fs
     if not 1.0 / MAX_RATIO <= ratio <= MAX_RATIO:
         raise ArgumentError(f"R = sample_rate/trained_rate = {fs_run:g}/{fs:g} Hz = {ratio:.6g} is beyond what any "
@@ -256,6 +270,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         n = _order(3 if order is None else order, name)
         d0 = lagrange_placement(ratio, n, "centred")
         delta = ratio - d0
+        bandwidth = 0.5 if bandwidth is None else bandwidth
         w = minimax_kernel(delta, n, bandwidth)
         return _fir_plan(name, ratio, np.arange(d0, d0 + n + 1), w, delayed,
                          f"minimax FIR order {n} on delays {d0}..{d0 + n} (delta = {delta:.6g}, band {bandwidth:g})")
@@ -287,7 +302,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         return Plan(name, ratio, KIND_STN, np.array([1], dtype=np.int64), np.array([1.0 / ratio]), 1, delayed,
                     description=f"state-trajectory rescale with gain 1/R = {1.0 / ratio:.6g}")
     if name == "oversample":
-        inner_name = canonical_method(inner)
+        inner_name = canonical_method("lagrange" if inner is None else inner)
         if inner_name in ("oversample", "resample"):
             raise ArgumentError(f"Argument 'inner' must be a delay-line method, not {inner!r}")
         if factor is None:
@@ -297,12 +312,15 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         if factor * ratio < 1.0 - 1e-12:
             raise ArgumentError(f"Argument 'factor' = {factor} leaves L*R = {factor * ratio:.6g} < 1; "
                                 f"use factor >= {math.ceil(1.0 / ratio - 1e-12)}")
-        inner_kw = {"order": inner_order} if inner_name in ("lagrange", "minimax") else {}
-        core = make_plan(fs, fs_run * factor, inner_name, output=output, **inner_kw)
+        if inner_order is not None and inner_name not in OPTION_METHODS["order"]:
+            raise ArgumentError(f"Argument 'inner_order' applies to inner methods 'lagrange' and 'minimax', "
+                                f"not to {inner!r}")
+        core = make_plan(fs, fs_run * factor, inner_name, output=output, order=inner_order)
         return dataclasses.replace(
             core, method=name, oversample=int(factor),
             description=f"oversample x{factor}, then {core.description}, then filter and decimate")
     # resample baseline
+    resampler = "polyphase" if resampler is None else resampler
     if not is_choice(resampler, RESAMPLERS):
         raise ArgumentError(f"Argument 'resampler' must be one of {RESAMPLERS}, not {resampler!r}")
     return _fir_plan(name, 1.0, [1], [1.0], delayed,

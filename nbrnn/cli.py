@@ -8,8 +8,11 @@ import os
 import signal
 import sys
 
-from .adapt import ALIASES, METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
+from .adapt import ALIASES, METHODS, OPTION_METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
 from .errors import NbrnnError
+
+#: Methods ``oversample`` can run inside (a fixed FIR kernel cannot be given for the inner rate here).
+INNER_METHODS = tuple(m for m in METHODS if m not in ("oversample", "resample", "fir"))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,16 +58,15 @@ def _method_options(args) -> dict:
     from .adapt import canonical_method
 
     method = canonical_method(args.method)
-    opts = {"output": args.output_convention, "placement": args.placement}
-    if args.order is not None:
-        opts["order"] = args.order
-    for option, owner in (("bandwidth", "minimax"), ("resampler", "resample"), ("kernel", "fir")):
-        if getattr(args, option) is not None and method != owner:
-            raise NbrnnError(f"--{option} applies to --method {owner}, not to --method {args.method}")
-    if args.bandwidth is not None:
-        opts["bandwidth"] = args.bandwidth
-    if args.resampler is not None:
-        opts["resampler"] = args.resampler
+    opts = {"output": args.output_convention}
+    for option, owners in OPTION_METHODS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if method not in owners:
+            flag = "--" + option.replace("_", "-")
+            raise NbrnnError(f"{flag} applies to --method {' or '.join(owners)}, not to --method {args.method}")
+        opts[option] = value
     if method == "fir":
         try:
             opts["kernel"] = [float(v) for v in (args.kernel or "").split(",") if v.strip()]
@@ -86,12 +88,18 @@ def _add_method_args(p):
     p.add_argument("--method", default="lagrange", choices=METHODS + tuple(sorted(ALIASES)),
                    help="sample-rate adaptation method (cubic = lagrange order 3)")
     p.add_argument("--order", type=int, default=None, help="order of 'lagrange' / 'minimax' (default 3)")
-    p.add_argument("--placement", default="paper", choices=PLACEMENTS, help="Lagrange tap placement")
+    p.add_argument("--placement", default=None, choices=PLACEMENTS, help="Lagrange tap placement (default paper)")
     p.add_argument("--bandwidth", type=float, default=None,
                    help="minimax design band, fraction of Nyquist (default 0.5)")
     p.add_argument("--kernel", default=None, help="FIR taps for --method fir, comma-separated")
     p.add_argument("--resampler", default=None, choices=RESAMPLERS,
                    help="resampler of --method resample (default polyphase)")
+    p.add_argument("--inner", default=None, choices=INNER_METHODS + tuple(sorted(ALIASES)),
+                   help="delay-line method of --method oversample at the oversampled rate (default lagrange)")
+    p.add_argument("--inner-order", type=int, default=None,
+                   help="order of --inner lagrange / minimax (default 3)")
+    p.add_argument("--factor", type=int, default=None,
+                   help="oversampling factor of --method oversample (default: the smallest L with L*R >= 1)")
     p.add_argument("--output-convention", default="fresh", choices=OUTPUTS,
                    help="state passed on: fresh (no latency) or delayed (article / RTNeural convention)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="float type of the run")

@@ -179,6 +179,25 @@ def test_cubic_alias_and_oversample_factor():
     assert make_plan(44100, 48000, "cubic").tap_weight.size == 4
     plan = make_plan(48000, 20000, "oversample")
     assert plan.oversample == 3 and plan.ratio == pytest.approx(1.25)
+    inner = make_plan(48000, 44100, "oversample", inner="lagrange", inner_order=5, factor=4)
+    assert inner.oversample == 4 and inner.tap_weight.size == 6 and inner.ratio == pytest.approx(3.675)
+    assert make_plan(48000, 44100, "oversample", inner="apdl").kind == make_plan(48000, 88200, "allpass").kind
+
+
+@pytest.mark.parametrize("method, option, value", [
+    ("allpass", "placement", "paper"), ("linear", "placement", "centred"), ("minimax", "placement", "paper"),
+    ("lagrange", "bandwidth", 0.5), ("lagrange", "inner", "allpass"), ("lagrange", "factor", 2),
+    ("resample", "inner_order", 3), ("oversample", "resampler", "fft"), ("lagrange", "resampler", "polyphase"),
+    ("stn", "order", 1), ("naive", "kernel", [1.0]),
+])
+def test_options_for_another_method_are_refused_not_ignored(method, option, value):
+    with pytest.raises(nbrnn.ArgumentError, match=f"'{option}' applies to method.*not to '{method}'"):
+        make_plan(44100, 48000, method, **{option: value})
+
+
+def test_inner_order_needs_an_inner_method_with_an_order():
+    with pytest.raises(nbrnn.ArgumentError, match="'inner_order' applies to inner methods.*'allpass'"):
+        make_plan(48000, 44100, "oversample", inner="allpass", inner_order=3)
 
 
 def test_resample_baseline_is_close_to_the_model_at_its_rate():

@@ -222,6 +222,9 @@ def test_cli_options_are_checked_not_ignored(tmp_path):
         (["--model", COND_MODEL, "--cond", "cond1=0.5", "--cond", "cond1=0.7"], "given twice"),
         (["--method", "allpass", "--kernel", "1,2"], "--kernel applies to --method fir"),
         (["--method", "lagrange", "--resampler", "fft"], "--resampler applies to --method resample"),
+        (["--method", "allpass", "--placement", "centred"], "--placement applies to --method lagrange, not"),
+        (["--method", "lagrange", "--inner", "allpass"], "--inner applies to --method oversample"),
+        (["--method", "oversample", "--inner", "allpass", "--inner-order", "3"], "'inner_order' applies to inner"),
         (["--trained-rate", "1e300"], "trained_rate' must be from 1 Hz to 100 MHz"),
         (["--prewarm"], "prewarm.*NAM"),
         (["--method", "wobble"], "invalid choice"),
@@ -231,6 +234,9 @@ def test_cli_options_are_checked_not_ignored(tmp_path):
         assert res.returncode != 0 and res.stderr.count("\n") == 1, (extra, res.stderr)
         assert re.search(match, res.stderr) and "Traceback" not in res.stderr, (extra, res.stderr)
     res = _cli("render", src, tmp_path / "o.wav", "--method", "cubic", "-q")
+    assert res.returncode == 0, res.stderr
+    res = _cli("render", src, tmp_path / "o.wav", "--method", "oversample", "--inner", "allpass", "--factor", "2",
+               "--trained-rate", "96000", "--overwrite", "-q")
     assert res.returncode == 0, res.stderr
     res = _cli("info", "--skip", "0")
     assert res.returncode == 0 and "skip:         0" in res.stdout, res.stdout
