@@ -409,6 +409,17 @@ class PolyphaseStage:
         return self._rows(last)
 
 
+def divergence_hint(plan) -> str:
+    """What to try when ``plan`` made a model diverge (the stable choices of README's method table)."""
+    if plan.method == "oversample":
+        return "try inner='allpass' (--inner allpass) or method 'resample'"
+    if plan.method in ("lagrange", "minimax", "fir"):
+        if plan.ratio >= 1.0:
+            return "try method 'allpass' or 'linear' (stable where cubic Lagrange is not), or 'resample'"
+        return "try method 'resample', or 'oversample' with inner='allpass'"
+    return "try method 'resample'"
+
+
 class Stream:
     """The state of one run of a packed network with one plan over ``channels`` independent channels.
 
@@ -620,7 +631,7 @@ class Stream:
         if not np.all(np.isfinite(out)):
             raise UnstableError(
                 f"{self.context}: the output became non-finite (NaN/Inf): the adapted feedback loop diverged "
-                f"with {plan.description}; try another method (e.g. 'resample' or a lower order)")
+                f"with {plan.description}; {divergence_hint(plan)}")
         return out
 
     def _run_stack(self, inp: np.ndarray, out: np.ndarray) -> None:

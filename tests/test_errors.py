@@ -160,8 +160,19 @@ def test_errors_are_value_errors_too():
 def test_unstable_adaptation_is_reported_not_returned():
     """An explosive feedback kernel gives UnstableError naming the method, never NaN audio."""
     model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
-    with pytest.raises(nbrnn.UnstableError, match="non-finite.*FIR kernel"):
+    with pytest.raises(nbrnn.UnstableError, match="non-finite.*FIR kernel.*try method 'allpass' or 'linear'"):
         model.process(np.ones(20000), 44100, method="fir", kernel=[1e3, -1e3, 1e3])
+
+
+@pytest.mark.parametrize("rate, method, hint", [
+    (80000, "lagrange", "'allpass' or 'linear'"), (40000, "lagrange", "'resample', or 'oversample' with inner"),
+    (40000, "oversample", "inner='allpass'"), (80000, "stn", "method 'resample'"),
+])
+def test_divergence_names_the_stable_choices(rate, method, hint):
+    from nbrnn.adapt import make_plan
+    from nbrnn.engine import divergence_hint
+
+    assert hint in divergence_hint(make_plan(44100, rate, method))
 
 
 # -- hostile files, odd values and odd types: an NbrnnError, never a raw exception or a huge allocation ----------
