@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import _kernels
-from .adapt import Plan
+from .adapt import KIND_ALLPASS, Plan
 from .errors import ArgumentError, AudioError, UnstableError
 from .network import CELL_GATES, Dense, Network
 
@@ -412,6 +412,8 @@ class PolyphaseStage:
 def divergence_hint(plan) -> str:
     """What to try when ``plan`` made a model diverge (the stable choices of README's method table)."""
     if plan.method == "oversample":
+        if plan.kind == KIND_ALLPASS:
+            return "try method 'resample'"
         return "try inner='allpass' (--inner allpass) or method 'resample'"
     if plan.method in ("lagrange", "minimax", "fir"):
         if plan.ratio >= 1.0:
