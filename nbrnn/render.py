@@ -18,6 +18,7 @@ import numpy as np
 from ._atomic import atomic_output, check_destination
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError
 from .model import Model, check_rate
+from .network import real_array
 
 #: Default output subtype: 32-bit float, so nothing above full scale is clipped.
 DEFAULT_SUBTYPE = "FLOAT"
@@ -174,7 +175,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                                 f"(--cond {names[0]}=0.5) or a control file (--control)")
         stream = model.stream(rate, channels=channels, method=method, dtype=dtype, activations=activations,
                               **options)
-        consts = model._cond_values(cond) if (names and control is None) else None
+        consts = _constant_knobs(model, cond) if (names and control is None) else None
         meter = Progress(frames / rate, enabled=progress)
         clipped = 0
         started = time.perf_counter()
@@ -226,13 +227,19 @@ def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np
             raise AudioError(f"control file holds NaN/Inf values near frame {offset}")
         inp[:, :, 1:] = ctrl[None, :, :]
     elif consts is not None:
-        for i, value in enumerate(consts, start=1):
-            arr = np.asarray(value, dtype=np.float64)
-            if arr.ndim != 0 or not np.isfinite(arr):
-                raise ArgumentError(f"conditioning value for {model.conditioning_names[i - 1]!r} must be one finite "
-                                    f"number when rendering (use a control file for signals), not {value!r}")
-            inp[:, :, i] = float(arr)
+        inp[:, :, 1:] = consts
     return inp
+
+
+def _constant_knobs(model: Model, cond) -> np.ndarray:
+    """``cond`` as one finite real number per conditioning input, checked once before anything is rendered."""
+    values = model._cond_values(cond)
+    for name, value in zip(model.conditioning_names, values):
+        arr, _ = real_array(value)
+        if arr is None or arr.ndim != 0 or not np.isfinite(arr):
+            raise ArgumentError(f"conditioning value for {name!r} must be one finite real number when rendering "
+                                f"(use a control file for signals), not {value!r}")
+    return np.array(values, dtype=np.float64)
 
 
 __all__ = ["render", "Progress", "NbrnnError"]

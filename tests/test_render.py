@@ -131,6 +131,9 @@ def test_conditioning_by_name_and_control_file(tmp_path):
     assert np.array_equal(y, model.process(x, 44100, cond=[lfo]))
     with pytest.raises(nbrnn.ArgumentError, match="conditioning input.*--cond cond1=0.5"):
         render(src, tmp_path / "c.wav", model, progress=False)
+    for value in (1j, "0.5", [0.1, 0.2], float("nan")):  # complex and text were raw TypeError / ValueError
+        with pytest.raises(nbrnn.ArgumentError, match="one finite real number"):
+            render(src, tmp_path / "c.wav", model, cond=[value], progress=False)
     assert not (tmp_path / "c.wav").exists()
 
 
