@@ -22,9 +22,9 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
     """The absolute output path, after checking that writing it loses nothing.
 
     ``protected``: (what, path) pairs of the files the job reads (input audio, control file, model
-    file; a path that is None or empty is skipped); the output may be none of them, whatever the spelling (links included), even with
-    ``overwrite``.  An existing output is kept unless ``overwrite``; its folder must exist and be
-    writable.
+    file; a path that is None or empty is skipped); the output may be none of them, whatever the
+    spelling (links included), even with ``overwrite``.  An existing output is kept unless
+    ``overwrite``; its folder must exist and be writable.
     """
     try:
         out = os.path.abspath(os.fspath(output_path))

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from ..adapt import MAX_RATE, MIN_RATE
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError
 
 #: Largest model file any loader reads (a guard against unbounded memory on hostile input).
@@ -111,8 +112,9 @@ def rate_value(value, name: str, source: str) -> float:
         value = math.inf
     if not math.isfinite(value) or value <= 0:
         raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {value!r}")
-    if not 1.0 <= value <= 1e8:
-        raise ModelFormatError(f"{source}: '{name}' = {value!r} Hz is not a plausible sample rate (1 Hz .. 100 MHz)")
+    if not MIN_RATE <= value <= MAX_RATE:  # the rates every entry point accepts (adapt.check_rate)
+        raise ModelFormatError(f"{source}: '{name}' = {value!r} Hz is not a plausible sample rate "
+                               f"({MIN_RATE:g} Hz .. {MAX_RATE / 1e6:g} MHz)")
     return float(value)
 
 
