@@ -4,9 +4,11 @@ All kernels live in this one module (kernels that call each other must, for the
 on-disk cache to work) and take every piece of state as an argument: nothing is
 read from module globals but integer codes, nothing is allocated.  Two families:
 
-**Recurrent stacks** run the common shape fast: recurrent layers (LSTM, GRU,
-Elman) one after the other and one linear dense head (an identity head when the
-network has none), plus the skip connection.  :func:`nbrnn.engine.pack_stack`
+**Recurrent stacks** run every network with a recurrent layer: recurrent layers
+(LSTM, GRU, Elman) one after the other and one linear dense head (an identity head
+when the network has none), plus the skip connection.  Dense layers elsewhere
+(in front, between, a head with an activation, several) run as block passes
+(:func:`dense_rows`) between the recurrent layers' runs.  :func:`nbrnn.engine.pack_stack`
 lays such a network out (:class:`nbrnn.engine.StackLayout`): transposed weights
 grouped eight, two or one rows at a time (by size), gate blocks padded to whole
 vectors, the LSTM's i, f, o rows and the GRU's r, z rows pre-scaled by 1/2
@@ -20,8 +22,9 @@ SIMD vector values (``VecType``) that stay in registers from sample to sample;
 the same arithmetic as the generic stack kernel, so the same bits.
 
 **Any network** (:func:`run_network`, :func:`run_channels`) is the table-driven
-fallback for everything else (dense layers in front or between, dense
-activations, softmax ...); see its docstring for its ``table``.
+fallback: it runs networks of dense layers alone, and serves the tests as a
+second, independent implementation of every network; see its docstring for its
+``table``.
 
 Delay-line plans (see :mod:`nbrnn.adapt`).  A ring keeps the past states of each
 recurrent layer, one row per sample; for every sample the cell reads ŝ_n and
@@ -41,8 +44,9 @@ head (the article's / RTNeural's convention).
 
 ``consts`` holds every literal in the run's dtype (float32 arithmetic must never
 meet a float64 literal): [0, 1, 0.5, selu alpha, selu scale, sqrt(1/2)], then
-the accurate tanh's constants (``ACC``, ``N_ACC`` = 18 values) and the fast
-tanh's (``FAST``, ``N_FAST`` = 10 values); :func:`constants` builds it.
+the accurate tanh's constants (``ACC``, ``N_ACC`` = 18 values), the fast
+tanh's (``FAST``, ``N_FAST`` = 10 values) and exp's argument limit of the
+table-driven kernel (``EXP_LIMIT``); :func:`constants` builds it.
 
 Activations.  The accurate tanh is tanh(x) = e/(e + 2) with e = expm1(2|x|),
 expm1 by range reduction (2|x| = k·ln2 + r, |r| ≤ ln2/2, one multiply-add with
@@ -97,7 +101,10 @@ ACC = 6
 N_ACC = 18
 FAST = ACC + N_ACC
 N_FAST = 10
-N_CONSTS = FAST + N_FAST
+#: Position in ``consts`` of the largest argument the table-driven kernel passes to exp() (80: exp(80) is finite
+#: in float32, and that kernel's fastmath assumes no infinities).
+EXP_LIMIT = FAST + N_FAST
+N_CONSTS = EXP_LIMIT + 1
 
 # Rational tanh: x·(1 + p1 u + .. + p4 u^4)/(1 + q1 u + .. + q4 u^4), u = x², on |x| <= 9.
 _FAST_P = (0.1338397434855045, 0.003498988986743446, 2.06611441960989e-05, 1.3419656184905446e-08)
@@ -116,7 +123,7 @@ def constants(dtype) -> np.ndarray:
     taylor = [1.0 / math.factorial(n) if n <= degree else 0.0 for n in range(2, 14)]
     acc = [clamp, 2.0 / math.log(2.0), math.log(2.0)] + taylor + [0.5, 1.0, 2.0]
     fast = [FAST_CLAMP, 1.0, *_FAST_P, *_FAST_Q]
-    values = np.array(head + acc + fast, dtype=dt)
+    values = np.array(head + acc + fast + [80.0], dtype=dt)
     assert values.size == N_CONSTS
     return values
 
@@ -238,6 +245,81 @@ def tanh_many(x, out, consts, fast):
     else:
         for i in range(x.shape[0]):
             out[i] = tanh_accurate(x[i], ka)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dense layers
+
+
+@numba.njit(**_JIT_STACK)
+def dense_rows(x, y, w, b, act, consts, k, scratch):
+    """``y[n] = act(b + x[n] · w)`` for every row n: one dense layer over a block of samples.
+
+    ``x`` (m, inputs), ``y`` (m, outputs), both C-contiguous; ``w`` (inputs, outputs) = W^T, ``b``
+    (outputs,), ``act`` an ``ACT_CODES`` value; tanh and sigmoid on the activation path ``k`` selects
+    (sigmoid(v) = tanh(v/2)/2 + 1/2, as in the cells); ``scratch`` (2, >= inputs and outputs, >= m).
+    Each output is a chain of fused multiply-adds from the bias, input by input, computed for all rows at
+    once on the block transposed into ``scratch`` (the loops over rows vectorise; layers are a few units
+    wide, too narrow for vectors across them: 3-4 times faster than row by row at 8 -> 8); the same bits
+    whatever the split into blocks.  The element-wise activations run over the block as one loop.
+    """
+    m = x.shape[0]
+    n_in = w.shape[0]
+    n_out = w.shape[1]
+    zero = consts[0]
+    one = consts[1]
+    half = consts[2]
+    xt = scratch[0]
+    yt = scratch[1]
+    for n in range(m):
+        for i in range(n_in):
+            xt[i, n] = x[n, i]
+    for o in range(n_out):
+        bo = b[o]
+        for n in range(m):
+            yt[o, n] = bo
+        for i in range(n_in):
+            wio = w[i, o]
+            for n in range(m):
+                yt[o, n] = fma(wio, xt[i, n], yt[o, n])
+    for n in range(m):
+        for o in range(n_out):
+            y[n, o] = yt[o, n]
+    flat = y.reshape(m * n_out)
+    if act == 1:
+        for j in range(flat.size):
+            flat[j] = act_tanh(flat[j], k)
+    elif act == 2:
+        for j in range(flat.size):
+            flat[j] = fma(half, act_tanh(half * flat[j], k), half)
+    elif act == 3:
+        for j in range(flat.size):
+            flat[j] = max(flat[j], zero)
+    elif act == 4 or act == 6:
+        alpha = consts[3] if act == 6 else one
+        scale = consts[4] if act == 6 else one
+        for j in range(flat.size):
+            v = flat[j]
+            flat[j] = scale * (alpha * math.expm1(v) if v < zero else v)
+    elif act == 5:
+        for n in range(m):
+            top = y[n, 0]
+            for o in range(1, n_out):
+                top = max(top, y[n, o])
+            total = zero
+            for o in range(n_out):
+                y[n, o] = math.exp(y[n, o] - top)
+                total += y[n, o]
+            for o in range(n_out):
+                y[n, o] = y[n, o] / total
+    elif act == 7:
+        for j in range(flat.size):
+            v = flat[j]
+            flat[j] = max(v, zero) + math.log1p(math.exp(-abs(v)))
+    elif act == 8:
+        for j in range(flat.size):
+            v = flat[j]
+            flat[j] = half * v * (one + math.erf(v * consts[5]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1149,11 +1231,6 @@ def gru_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, tap
 
 
 @numba.njit(**_JIT)
-def _sigmoid(v, one):
-    return one / (one + math.exp(-v))
-
-
-@numba.njit(**_JIT)
 def _act_tanh(v, fast, kf):
     if fast:
         return tanh_fast(v, kf)
@@ -1161,10 +1238,17 @@ def _act_tanh(v, fast, kf):
 
 
 @numba.njit(**_JIT)
-def _act_sigmoid(v, fast, kf, half, one):
+def _sigmoid(v, one, limit):
+    # exp's argument capped: exp(-v) overflows in float32 for v < -88, and this kernel's fastmath assumes no
+    # infinities (1/(1 + inf) came out NaN); the cap changes the result by less than 2e-35
+    return one / (one + math.exp(min(-v, limit)))
+
+
+@numba.njit(**_JIT)
+def _act_sigmoid(v, fast, kf, half, one, limit):
     if fast:
         return half * tanh_fast(half * v, kf) + half
-    return one / (one + math.exp(-v))
+    return _sigmoid(v, one, limit)
 
 
 @numba.njit(**_JIT)
@@ -1183,12 +1267,13 @@ def _dense(table, l, params, x, y, consts):
             y[k] += params[base + k] * xj
     zero = consts[0]
     one = consts[1]
+    limit = consts[EXP_LIMIT]
     if act == 1:
         for k in range(n_out):
             y[k] = math.tanh(y[k])
     elif act == 2:
         for k in range(n_out):
-            y[k] = _sigmoid(y[k], one)
+            y[k] = _sigmoid(y[k], one, limit)
     elif act == 3:
         for k in range(n_out):
             if y[k] < zero:
@@ -1237,6 +1322,7 @@ def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts, fast,
     bias = table[l, 5]
     one = consts[1]
     half = consts[2]
+    limit = consts[EXP_LIMIT]
     if kind == LSTM:
         g = 4 * hid
     elif kind == GRU:
@@ -1261,8 +1347,8 @@ def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts, fast,
             for k in range(g):
                 gates2[k] += params[base + k] * hj
         for k in range(hid):
-            r = _act_sigmoid(gates[k] + gates2[k], fast, kf, half, one)
-            z = _act_sigmoid(gates[hid + k] + gates2[hid + k], fast, kf, half, one)
+            r = _act_sigmoid(gates[k] + gates2[k], fast, kf, half, one, limit)
+            z = _act_sigmoid(gates[hid + k] + gates2[hid + k], fast, kf, half, one, limit)
             n = _act_tanh(gates[2 * hid + k] + r * gates2[2 * hid + k], fast, kf)
             new[k] = (one - z) * n + z * h_prev[k]
         return
@@ -1273,10 +1359,10 @@ def _cell(table, l, params, x, h_prev, c_prev, new, gates, gates2, consts, fast,
             gates[k] += params[base + k] * hj
     if kind == LSTM:
         for k in range(hid):
-            i = _act_sigmoid(gates[k], fast, kf, half, one)
-            f = _act_sigmoid(gates[hid + k], fast, kf, half, one)
+            i = _act_sigmoid(gates[k], fast, kf, half, one, limit)
+            f = _act_sigmoid(gates[hid + k], fast, kf, half, one, limit)
             c = f * c_prev[k] + i * _act_tanh(gates[2 * hid + k], fast, kf)
-            o = _act_sigmoid(gates[3 * hid + k], fast, kf, half, one)
+            o = _act_sigmoid(gates[3 * hid + k], fast, kf, half, one, limit)
             new[hid + k] = c
             new[k] = o * _act_tanh(c, fast, kf)
     elif kind == RNN_TANH:

@@ -42,6 +42,15 @@ def check_dtype(dtype) -> np.dtype:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class DenseStage:
+    """A dense layer of a :class:`StackLayout` that runs as a pass over a block (:func:`_kernels.dense_rows`)."""
+
+    weight: np.ndarray  # (inputs, outputs): W^T, its rows padded to the width of the vector it reads
+    bias: np.ndarray  # (outputs,)
+    activation: int  # _kernels.ACT_CODES
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class StackLayer:
     """One recurrent layer of a :class:`StackLayout`: views into its params, and its state's place."""
 
@@ -54,15 +63,19 @@ class StackLayer:
     w_hh: np.ndarray  # (groups, unroll, Gp): W_hh^T
     bias_a: np.ndarray  # (Gp,) the gates' bias (a GRU's n block: b_in only)
     bias_b: np.ndarray  # (Gp,) a GRU's recurrent bias (b_hn in the n block), zeros otherwise
+    inputs: int = 1  # the width of its input rows
+    before: tuple = ()  # of DenseStage: dense layers between the previous recurrent layer (or the input) and this one
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class StackLayout:
-    """A recurrent stack with a linear head, laid out for the stack kernels of :mod:`nbrnn._kernels`.
+    """A network with recurrent layers, laid out for the stack kernels of :mod:`nbrnn._kernels`.
 
     Gate blocks are Hp wide and the LSTM's i, f, o (GRU's r, z) rows are halved,
     so that one tanh serves every gate; padding lanes have zero weights and stay
-    zero.  Every array is a 64-byte aligned view into ``params``.
+    zero.  Every array is a 64-byte aligned view into ``params``.  After the last
+    recurrent layer, one linear dense layer (or none) is the head the kernel
+    computes; any other dense layers there are the ``tail``, run as block passes.
     """
 
     params: np.ndarray
@@ -72,6 +85,7 @@ class StackLayout:
     state_size: int  # the padded state row: sum of Sp
     state_index: np.ndarray  # where each value of the canonical state sits in the padded row
     gate_width: int  # largest Gp
+    tail: tuple = ()  # of DenseStage: the dense layers after the last recurrent layer, unless one linear head
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -207,22 +221,39 @@ MIN_GATES = {("gru", 4): 64}
 #: the float64 LSTM at 32 (plain 6-8 % slower than the generic kernel: its four gate vectors of 32 float64
 #: crowd the registers); not 24 or 40 (LLVM's code for vectors of 24 or 40 lanes ran 2-5 times slower).
 SMALL = {("lstm", 4): (8, 16, 32), ("lstm", 8): (8, 16), ("gru", 4): (8, 16, 32), ("gru", 8): (8, 16, 32)}
-#: Samples per chunk when a stack has several layers (the states passed between layers hold one chunk).
+#: Samples per chunk when a stack has several recurrent layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
+#: Samples per chunk when one recurrent layer has dense layers in front or behind (their outputs hold one chunk):
+#: larger, because each chunk costs a few microseconds of calls (KlonCentaur, GRU 8 behind a dense layer: 10 %
+#: faster than with 1024).
+PASS_CHUNK = 4096
 
 # Gate blocks whose rows are pre-scaled by 1/2 (sigmoid gates: sigmoid(x) = tanh(x/2)/2 + 1/2).
 _HALVED = {"lstm": (True, True, False, True), "gru": (True, True, False), "rnn_tanh": (False,),
            "rnn_relu": (False,)}
 
 
+def _split(network: Network) -> tuple:
+    """(the dense layers before each recurrent layer, the recurrent layers, the dense layers after the last)."""
+    before, recurrent, pending = [], [], []
+    for layer in network.layers:
+        if isinstance(layer, Dense):
+            pending.append(layer)
+        else:
+            before.append(tuple(pending))
+            recurrent.append(layer)
+            pending = []
+    return before, recurrent, pending
+
+
+def _fused_head(tail) -> bool:
+    """Whether the dense layers after the last recurrent layer are none or one linear layer (the kernels' head)."""
+    return not tail or (len(tail) == 1 and tail[0].activation == "linear")
+
+
 def is_stack(network: Network) -> bool:
-    """True for recurrent layers followed by at most one linear dense layer (the fast kernels' shape)."""
-    layers = list(network.layers)
-    if layers and isinstance(layers[-1], Dense):
-        if layers[-1].activation != "linear":
-            return False
-        layers = layers[:-1]
-    return bool(layers) and all(not isinstance(layer, Dense) for layer in layers)
+    """True for a network with a recurrent layer: it runs on the stack kernels (dense-only ones do not)."""
+    return any(not isinstance(layer, Dense) for layer in network.layers)
 
 
 def _register_shape(layers, inputs: int, outputs: int, skip: int, itemsize: int) -> bool:
@@ -235,9 +266,14 @@ def _register_shape(layers, inputs: int, outputs: int, skip: int, itemsize: int)
 
 
 def small_shape(network: Network, dtype: np.dtype) -> bool:
-    """Whether ``network`` has the register kernel's shape (:func:`_register_shape`; the plan decides the rest)."""
-    layers = [(layer.cell, _ceil(layer.hidden_size, 8)) for layer in network.layers if not isinstance(layer, Dense)]
-    return _register_shape(layers, network.input_size, network.output_size, network.skip, dtype.itemsize)
+    """Whether ``network`` has the register kernel's shape (:func:`_register_shape`, after any dense layers in front;
+    the plan decides the rest)."""
+    before, recurrent, tail = _split(network)
+    if not recurrent or not _fused_head(tail):
+        return False
+    inputs = before[0][-1].output_size if before[0] else network.input_size
+    layers = [(layer.cell, _ceil(layer.hidden_size, 8)) for layer in recurrent]
+    return _register_shape(layers, inputs, network.output_size, network.skip, dtype.itemsize)
 
 
 def _tiles(layer: StackLayer, dtype: np.dtype) -> tuple:
@@ -252,8 +288,9 @@ def _ceil(n: int, m: int) -> int:
 
 
 def pack_stack(network: Network, dtype) -> StackLayout | None:
-    """The :class:`StackLayout` of ``network`` in ``dtype``, or None when it is not a recurrent stack."""
-    if not is_stack(network):
+    """The :class:`StackLayout` of ``network`` in ``dtype``, or None when it has no recurrent layer."""
+    before, recurrent, tail = _split(network)
+    if not recurrent:
         return None
     dt = np.dtype(dtype)
     blocks, specs, index = [], [], []
@@ -275,12 +312,22 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
             unroll = 1
         return w.reshape(rows // unroll, unroll, gp)
 
-    recurrent = [layer for layer in network.layers if not isinstance(layer, Dense)]
+    def stages(dense_layers, rows):
+        """The dense layers' refs, the first reading vectors of ``rows`` values; and their output width."""
+        refs = []
+        for dense in dense_layers:
+            w = np.zeros((rows, dense.output_size))
+            w[:dense.input_size] = dense.weight.T
+            refs.append((put(w), put(dense.bias), _kernels.ACT_CODES[dense.activation]))
+            rows = dense.output_size
+        return refs, rows
+
     min_padded = {} if small_shape(network, dt) else MIN_PADDED
     in_rows = network.input_size
     state_offset = 0
     gate_width = 1
-    for layer in recurrent:
+    for layer, front in zip(recurrent, before):
+        front_refs, in_rows = stages(front, in_rows)
         h = layer.hidden_size
         hp = max(_ceil(h, 8), min_padded.get((layer.cell, dt.itemsize), 8))
         n_blocks = CELL_GATES[layer.cell]
@@ -305,7 +352,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
             bias_a[column] = layer.bias_ih + layer.bias_hh
         sp = 2 * hp if layer.cell == "lstm" else hp
         refs = [put(grouped(w_ih * scale)), put(grouped(w_hh * scale)), put(bias_a * scale), put(bias_b)]
-        specs.append((layer.cell, h, hp, sp, state_offset, refs))
+        specs.append((layer.cell, h, hp, sp, state_offset, refs, in_rows, front_refs))
         index.append(state_offset + np.arange(h))
         if layer.cell == "lstm":
             index.append(state_offset + hp + np.arange(h))
@@ -313,10 +360,12 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         gate_width = max(gate_width, gp)
         in_rows = hp
     last = recurrent[-1].hidden_size
-    if isinstance(network.layers[-1], Dense):
-        weight, bias = network.layers[-1].weight, network.layers[-1].bias
-    else:
+    if tail and _fused_head(tail):
+        weight, bias = tail[0].weight, tail[0].bias
+        tail = []
+    else:  # the state itself, or the tail's input
         weight, bias = np.eye(last), np.zeros(last)
+    tail_refs = stages(tail, hp)[0]
     head_w = np.zeros((weight.shape[0], hp))  # Hp of the last layer: the head reads whole groups of 8
     head_w[:, :last] = weight
     head = [put(head_w.reshape(weight.shape[0], hp // 8, 8)), put(bias)]
@@ -329,9 +378,13 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         start, shape = ref
         return params[start:start + int(np.prod(shape))].reshape(shape)
 
-    layers = tuple(StackLayer(cell, h, hp, sp, so, *(view(r) for r in refs)) for cell, h, hp, sp, so, refs in specs)
+    def dense(refs):
+        return tuple(DenseStage(view(w), view(b), act) for w, b, act in refs)
+
+    layers = tuple(StackLayer(cell, h, hp, sp, so, *(view(r) for r in refs), rows, dense(front))
+                   for cell, h, hp, sp, so, refs, rows, front in specs)
     return StackLayout(params, layers, view(head[0]), view(head[1]), state_offset,
-                       np.concatenate(index).astype(np.int64), gate_width)
+                       np.concatenate(index).astype(np.int64), gate_width, dense(tail_refs))
 
 
 _STACK_ENTRIES = {
@@ -496,7 +549,8 @@ class Stream:
             self.entries = [_STACK_ENTRIES[layer.cell, filtered, c > 1] for layer in stack.layers]
             self.tiles = [_tiles(layer, dt) for layer in stack.layers]
         self.pos = 0
-        self.chunk = STACK_CHUNK if len(stack.layers) > 1 else None
+        passes = [stage for layer in stack.layers for stage in layer.before] + list(stack.tail)
+        self.chunk = STACK_CHUNK if len(stack.layers) > 1 else PASS_CHUNK if passes else None
 
         # Weights, scratch and state of the stream in one block, in a fixed order: where the arrays sit
         # relative to each other decides how often a load is held up behind an unrelated store to an
@@ -512,7 +566,11 @@ class Stream:
             while (rows * layer.state * dt.itemsize) % 64:  # every channel on a 64-byte boundary
                 rows += 1
             rings.append(arena.add((c, rows, layer.state)))
-        seq = [arena.add((c, STACK_CHUNK, layer.padded)) for layer in stack.layers[:-1]]
+        passed_on = stack.layers if stack.tail else stack.layers[:-1]
+        seq = [arena.add((c, self.chunk, layer.padded)) for layer in passed_on]
+        dense_out = [arena.add((c, self.chunk, stage.bias.size)) for stage in passes]
+        widest = max([max(stage.weight.shape) for stage in passes], default=0)
+        transposed = arena.add((2, widest, self.chunk or 1))  # the dense passes' scratch
         nothing = arena.add((c, 1, 1))  # stands for the output a layer does not write
         arena.allocate()
         params = arena.get(weights)
@@ -522,9 +580,18 @@ class Stream:
             start = (view.ctypes.data - stack.params.ctypes.data) // dt.itemsize
             return params[start:start + view.size].reshape(view.shape)
 
+        buffers = iter([arena.get(d) for d in dense_out])
+
+        def dense(stages):  # each stage with its weights in the block and its output buffer
+            return tuple((dataclasses.replace(stage, weight=local(stage.weight), bias=local(stage.bias)), next(buffers))
+                         for stage in stages)
+
         self.layers = [dataclasses.replace(layer, w_ih=local(layer.w_ih), w_hh=local(layer.w_hh),
-                                           bias_a=local(layer.bias_a), bias_b=local(layer.bias_b))
+                                           bias_a=local(layer.bias_a), bias_b=local(layer.bias_b),
+                                           before=dense(layer.before))
                        for layer in stack.layers]
+        self.tail = dense(stack.tail)
+        self.transposed = arena.get(transposed)
         self.head_w, self.head_b = local(stack.head_w), local(stack.head_b)
         self.zz = arena.get(zz)
         self.rings = [arena.get(r) for r in rings]
@@ -533,9 +600,10 @@ class Stream:
 
     def _small(self) -> bool:
         """Whether the stack runs on the kernel with its state in registers (:data:`SMALL`)."""
-        packed = self.packed
-        layers = [(layer.cell, layer.padded) for layer in self.stack.layers]
-        return (_register_shape(layers, packed.n_inputs, packed.n_outputs, packed.skip, self.dtype.itemsize)
+        packed, stack = self.packed, self.stack
+        layers = [(layer.cell, layer.padded) for layer in stack.layers]
+        return (not stack.tail and _register_shape(layers, stack.layers[0].inputs, packed.n_outputs, packed.skip,
+                                                   self.dtype.itemsize)
                 and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 
     def reset(self, state: np.ndarray | None = None) -> None:
@@ -637,12 +705,12 @@ class Stream:
         return out
 
     def _run_stack(self, inp: np.ndarray, out: np.ndarray) -> None:
-        """The stack kernels, layer after layer (chunk after chunk when there are several layers)."""
+        """The stack kernels, layer after layer (chunk after chunk when there are several layers or dense passes)."""
         stack, plan = self.stack, self.plan
         one = self.channels == 1
         n = inp.shape[1]
         step = self.chunk or n
-        last_layer = len(stack.layers) - 1
+        last_layer = len(stack.layers) - 1 if not self.tail else -1
         fixed = (self.mode, self.d1, self.tap_delay, self.tap_weight, plan.delayed_output)
         for c0 in range(0, n, step):
             m = min(step, n - c0)
@@ -655,10 +723,11 @@ class Stream:
             xin = x
             for l, (layer, entry, ring, tiles) in enumerate(zip(self.layers, self.entries, self.rings,
                                                                 self.tiles)):
+                xin = self._dense(layer.before, xin, m)
                 last = l == last_layer
                 if last:
                     yseq = self.nothing
-                elif one or m == STACK_CHUNK:
+                elif one or m == step:
                     yseq = self.seq[l][:, :m]
                 else:
                     yseq = np.empty((self.channels, m, layer.padded), self.dtype)
@@ -670,10 +739,29 @@ class Stream:
                       layer.w_hh, layer.bias_a, layer.bias_b, self.head_w, self.head_b, x, self.packed.skip,
                       self.zz[0] if one else self.zz, self.k, self.half, self.zero, tiles)
                 xin = yseq[0] if one else yseq
+            if self.tail:
+                self._dense(self.tail, xin, m, o)
+                skip = self.packed.skip
+                o[..., :skip] += x[..., :skip]
             if not one and step != n:
                 out[:, c0:c0 + m] = o
             self.pos = (self.pos + m) % self.rows
             self.frow = self.rows + (self.frow - self.rows + m) % 2
+
+    def _dense(self, stages, x: np.ndarray, m: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Dense ``stages`` (with their buffers) over the ``m`` rows of ``x``, one channel or (channels, m, width);
+        the last writes into ``out`` when given.  Returns the last output."""
+        k, consts = self.k, self.packed.consts
+        for i, (stage, buffer) in enumerate(stages):
+            if out is not None and i == len(stages) - 1:
+                y = out
+            else:
+                y = buffer[0, :m] if x.ndim == 2 else buffer[:, :m]
+            for c in range(self.channels if x.ndim == 3 else 1):
+                _kernels.dense_rows(x[c] if x.ndim == 3 else x, y[c] if y.ndim == 3 else y, stage.weight, stage.bias,
+                                    stage.activation, consts, k, self.transposed)
+            x = y
+        return x
 
     def feed(self, inp: np.ndarray) -> np.ndarray:
         """Process (channels, n, inputs); returns (channels, m, outputs), m = n for delay-line plans."""

@@ -14,7 +14,7 @@ import pytest
 
 import nbrnn
 from conftest import GOLDEN, golden_manifest, run_fresh, run_golden
-from nbrnn import _kernels, engine
+from nbrnn import _kernels, engine, reference
 from nbrnn.adapt import make_plan
 from nbrnn.network import Dense, Network, Recurrent
 
@@ -350,10 +350,9 @@ def _random_network(layers, seed=0, inputs=1):
     rng = np.random.default_rng(seed)
     out, width = [], inputs
     for kind, size in layers:
-        if kind == "dense":
-            out.append(Dense(rng.normal(0, 0.5, (size, width)), rng.normal(0, 0.1, size)))
-        elif kind == "dense_tanh":
-            out.append(Dense(rng.normal(0, 0.5, (size, width)), rng.normal(0, 0.1, size), "tanh"))
+        if kind.startswith("dense"):  # "dense" (linear) or "dense_<activation>"
+            activation = kind.partition("_")[2] or "linear"
+            out.append(Dense(rng.normal(0, 0.5, (size, width)), rng.normal(0, 0.1, size), activation))
         else:
             g = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[kind]
             out.append(Recurrent(kind, rng.normal(0, 0.5, (g * size, width)), rng.normal(0, 0.3, (g * size, size)),
@@ -366,9 +365,10 @@ def _random_network(layers, seed=0, inputs=1):
     ([("lstm", 8), ("dense", 1)], True),
     ([("gru", 12), ("lstm", 5), ("dense", 2)], True),
     ([("rnn_relu", 4)], True),  # no head: the state itself is the output
-    ([("dense", 4), ("gru", 6), ("dense", 1)], False),  # time-distributed dense in front
-    ([("lstm", 6), ("dense_tanh", 1)], False),  # head with an activation
-    ([("lstm", 6), ("dense", 3), ("dense", 1)], False),  # dense stack
+    ([("dense", 4), ("gru", 6), ("dense", 1)], True),  # time-distributed dense in front: a block pass
+    ([("lstm", 6), ("dense_tanh", 1)], True),  # head with an activation: a block pass after the layer
+    ([("lstm", 6), ("dense", 3), ("dense", 1)], True),  # two dense layers behind
+    ([("dense_tanh", 6), ("dense", 1)], False),  # no recurrent layer
 ])
 def test_dispatch_stack_or_table(layers, is_stack):
     network = _random_network(layers)
@@ -424,3 +424,79 @@ def test_divergence_is_reported():
     for activations in ("accurate", "fast"):
         with pytest.raises(nbrnn.UnstableError):
             model.process(np.ones(2000), 52000, activations=activations)
+
+
+# -- dense layers around and between the recurrent layers ------------------------------------------------------
+
+DENSE_NETWORKS = {
+    # KlonCentaur's shape: a dense layer in front of a GRU of 8, on the register kernel
+    "front": ([("dense_tanh", 4), ("gru", 8), ("dense", 1)], 3, 1),
+    # every activation, between the recurrent layers and behind them, and a skip
+    "between": ([("dense_relu", 6), ("lstm", 7), ("dense_sigmoid", 5), ("gru", 9), ("dense_elu", 3),
+                 ("dense_softmax", 4), ("dense", 2)], 2, 0),
+    "tail": ([("lstm", 12), ("dense_selu", 5), ("dense_softplus", 3), ("dense_gelu", 2)], 1, 1),
+}
+
+
+DENSE_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
+               (52000, dict(method="linear", output="delayed")), (52000, dict(method="lagrange", order=5)),
+               (96000, dict(method="allpass")), (88200, dict(method="stn"))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rate,opts", DENSE_PLANS, ids=[f"{p[1]['method']}-{p[0]}" for p in DENSE_PLANS])
+@pytest.mark.parametrize("name", sorted(DENSE_NETWORKS))
+def test_dense_passes_match_table_driven_kernel(name, rate, opts, dtype):
+    layers, inputs, skip = DENSE_NETWORKS[name]
+    network = dataclasses.replace(_random_network(layers, seed=5, inputs=inputs), skip=skip)
+    plan = make_plan(48000, rate, **opts)
+    stack = engine.Stream(engine.pack(network, dtype), plan, 2, rate, 48000)
+    table = engine.Stream(engine.pack(network, dtype, specialise=False), plan, 2, rate, 48000)
+    assert stack.stack is not None and table.stack is None
+    if name == "front" and opts["method"] in ("naive", "lagrange") and "order" not in opts:
+        assert stack.entries[0] is _kernels.gru_small_channels  # plain and CHAIN
+    n = engine.PASS_CHUNK + 700
+    x = np.sin(np.arange(2 * n * inputs).reshape(2, n, inputs) * 0.037 + np.arange(inputs)).astype(dtype)
+    atol = 1e-12 if dtype == "float64" else 2e-5
+    a = np.concatenate([stack.feed(x[:, :300]), stack.feed(x[:, 300:])], axis=1)
+    np.testing.assert_allclose(a, table.feed(x), rtol=0, atol=atol)
+    np.testing.assert_allclose(stack.state, table.state, rtol=0, atol=atol)
+    assert a.shape == (2, n, network.output_size)
+    if dtype == "float64":  # the passes' arithmetic is shared with the table-driven kernel: check it independently
+        np.testing.assert_allclose(a[1, :600], reference.run(network, x[1, :600], plan), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("activations", ["accurate", "fast"])
+@pytest.mark.parametrize("name", sorted(DENSE_NETWORKS))
+def test_dense_passes_are_bit_exact_in_blocks_and_channels(name, activations):
+    """float32: any split into blocks (across the passes' chunks) and any channel alone give the one-shot bits."""
+    layers, inputs, skip = DENSE_NETWORKS[name]
+    network = dataclasses.replace(_random_network(layers, seed=6, inputs=inputs), skip=skip)
+    plan = make_plan(48000, 52000, method="lagrange")
+
+    def run(x, channels, block):
+        stream = engine.Stream(engine.pack(network, "float32"), plan, channels, 52000, 48000, activations=activations)
+        return np.concatenate([stream.feed(x[:, s:s + block]) for s in range(0, x.shape[1], block)], axis=1)
+
+    n = 2 * engine.PASS_CHUNK + 300
+    x = np.sin(np.arange(3 * n * inputs).reshape(3, n, inputs) * 0.041 + np.arange(inputs)).astype(np.float32)
+    whole = run(x, 3, n)
+    for block in (1, 333, engine.PASS_CHUNK + 1):
+        assert np.array_equal(run(x[:, :2500] if block == 1 else x, 3, block), whole[:, :2500] if block == 1 else whole)
+    for c in range(3):
+        assert np.array_equal(run(x[c:c + 1], 1, n)[0], whole[c]), f"channel {c}"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_table_driven_sigmoid_of_large_negative_gates_in_float32(cell):
+    """Gate pre-activations below -88 overflowed exp() in float32, which the table-driven kernel's fastmath
+    assumes cannot happen: the output became NaN (the KlonCentaur with knobs beyond 0..1 reached -93)."""
+    network = _random_network([(cell, 4), ("dense", 1)], seed=2)
+    layer = dataclasses.replace(network.layers[0], bias_ih=np.full(network.layers[0].bias_ih.shape, -100.0))
+    network = dataclasses.replace(network, layers=(layer, network.layers[1]))  # every gate saturated
+    plan = make_plan(48000, 48000, method="naive")
+    x = np.sin(np.arange(200) * 0.05).reshape(1, 200, 1)
+    y32 = engine.Stream(engine.pack(network, "float32", specialise=False), plan, 1, 48000, 48000).feed(
+        x.astype(np.float32))
+    y64 = engine.Stream(engine.pack(network, "float64", specialise=False), plan, 1, 48000, 48000).feed(x)
+    np.testing.assert_allclose(y32, y64, rtol=0, atol=1e-5)

@@ -1,6 +1,7 @@
 """Throughput of nbrnn's per-sample kernels, beside PyTorch and a plain NumPy loop, in one run.
 
     python tools/bench.py [--quick] [--csv out.csv] [--timer wall|cpu] [--processes N]
+    python tools/bench.py --model FILE [FILE ...] [--timer wall|cpu]
 
 For LSTM and GRU of hidden size H (1 input -> recurrent(H) -> Dense(1), skip on,
 random weights, trained rate 44.1 kHz), float32 and float64, both activation
@@ -30,6 +31,13 @@ measures every row group in N fresh processes (3 runs each) and reports the
 median over processes, with the spread between them: a compiled kernel can sit
 in a slower mode for a whole process (docs/speed.md), so one process is one
 draw.  The table is printed and written as CSV (``--csv``, default ``bench.csv``).
+
+``--model`` times model files instead (any format nbrnn loads; knobs held at 0.5):
+both activation paths and float types, plain at the model's trained rate and
+with cubic Lagrange at 48000/44100 times it, the same signal in blocks of 4096,
+beside the table-driven kernel (``engine.pack(..., specialise=False)``, the
+path every network with a dense layer outside the recurrent stack took before
+the dense block passes), and names the kernel that runs it.
 """
 
 from __future__ import annotations
@@ -122,17 +130,43 @@ def read_runner(net, dtype, n):
     return run, n
 
 
-def nbrnn_runner(net, dtype, activations, rate, x, channels=1):
-    """Plain (the naive plan) at the trained rate, cubic Lagrange at any other; blocks through Stream.feed."""
-    plan = make_plan(TRAINED, rate, "naive") if rate == TRAINED else make_plan(TRAINED, rate, "lagrange", order=3)
-    stream = engine.Stream(engine.pack(net, dtype), plan, channels, rate, TRAINED, activations=activations)
-    inp = np.ascontiguousarray(np.broadcast_to(x.astype(dtype)[None, :, None], (channels, x.size, 1)))
+def nbrnn_runner(net, dtype, activations, rate, x, channels=1, trained=TRAINED, specialise=True):
+    """Plain (the naive plan) at the trained rate, cubic Lagrange at any other; blocks through Stream.feed.
+    Conditioning inputs (after the first) are held at 0.5."""
+    plan = make_plan(trained, rate, "naive") if rate == trained else make_plan(trained, rate, "lagrange", order=3)
+    stream = engine.Stream(engine.pack(net, dtype, specialise), plan, channels, rate, trained,
+                           activations=activations)
+    inp = np.full((channels, x.size, net.input_size), 0.5, dtype=dtype)
+    inp[:, :, 0] = x
 
     def run():
         for s in range(0, x.size, BLOCK):
             stream.feed(inp[:, s:s + BLOCK])
 
+    run.stream = stream
     return run, x.size * channels
+
+
+def model_table(paths, runs: int, clock: Clock) -> None:
+    """``--model``: each file's M samples/s on both activation paths and float types, and the kernel running it."""
+    x = signal(int(SECONDS[False] * RATE))
+    print("model | kernel | dtype | accurate plain | accurate cubic | fast plain | fast cubic | "
+          "table-driven plain | accurate plain / table-driven   (M samples/s)")
+    for path in paths:
+        model = nbrnn.load(path)
+        trained = model.trained_rate
+        for dtype in ("float32", "float64"):
+            runners = {f"{activations} {label}": nbrnn_runner(model.network, dtype, activations, rate, x,
+                                                              trained=trained)
+                       for activations in ("accurate", "fast")
+                       for label, rate in (("plain", trained), ("cubic", trained * RATE / TRAINED))}
+            runners["table"] = nbrnn_runner(model.network, dtype, "accurate", trained, x, trained=trained,
+                                            specialise=False)
+            stream = runners["accurate plain"][0].stream
+            kernel = "table-driven" if stream.stack is None else ", ".join(e.__name__ for e in stream.entries)
+            rates = median_rates(runners, runs, clock)
+            print(" | ".join([Path(path).name, kernel, dtype] + [fmt(rates[name] / 1e6) for name in runners]
+                             + [fmt(rates["accurate plain"] / rates["table"], ".1f")]), flush=True)
 
 
 def torch_model(net, cell, dtype):
@@ -328,12 +362,16 @@ def main(argv=None):
     ap.add_argument("--processes", type=int, default=1,
                     help="measure every row in this many fresh processes, %d runs each, and report the medians "
                          "over processes (default 1: all in this process)" % PROCESS_RUNS)
+    ap.add_argument("--model", nargs="+", metavar="FILE", help="time these model files instead (see above)")
     ap.add_argument("--group", help=argparse.SUPPRESS)  # one row group, as JSON (used by --processes)
     ap.add_argument("--runs", type=int, default=PROCESS_RUNS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.processes < 1:
         ap.error(f"--processes must be at least 1, got {args.processes}")
 
+    if args.model:
+        model_table(args.model, 5, Clock(args.timer))
+        return
     if args.group:
         cell, h, dtype = args.group.split(",")
         print(json.dumps(measure(cell, int(h), dtype, args.quick, args.runs, args.timer, have_torch())))
