@@ -29,6 +29,11 @@ def check_activations(value) -> str:
     return value
 
 
+def no_conditioning(cond) -> bool:
+    """Whether ``cond`` gives no conditioning values: None, or an empty dict, list or tuple."""
+    return cond is None or (isinstance(cond, (dict, list, tuple)) and len(cond) == 0)
+
+
 def check_audio(x, name: str = "x") -> np.ndarray:
     """Float audio of shape (n,) or (n, channels), every sample finite."""
     if not isinstance(x, np.ndarray):
@@ -169,7 +174,7 @@ class Model:
         inp[:, :, 0] = audio.T
         names = self.conditioning_names
         if not names:
-            if cond is not None and not (isinstance(cond, (dict, list, tuple)) and len(cond) == 0):
+            if not no_conditioning(cond):
                 raise ArgumentError(f"Argument 'cond' was given but the model has no conditioning inputs "
                                     f"(its only input is {self.input_names[0]!r})")
             return inp

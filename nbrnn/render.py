@@ -17,7 +17,7 @@ import numpy as np
 
 from ._atomic import atomic_output, check_destination
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError
-from .model import Model, check_rate
+from .model import Model, check_rate, no_conditioning
 from .network import real_array
 
 #: Default output subtype: 32-bit float, so nothing above full scale is clipped.
@@ -151,6 +151,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         channels, frames = src.channels, src.frames
         control = None
         names = model.conditioning_names
+        cond = None if no_conditioning(cond) else cond  # as Model.inputs takes it
         if cond is not None and not names:
             raise ArgumentError("conditioning values were given (cond, --cond) but the model has no conditioning "
                                 "inputs")

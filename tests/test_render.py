@@ -253,3 +253,19 @@ def test_demo_checks_its_length_before_writing(tmp_path):
         with pytest.raises(nbrnn.ArgumentError, match="seconds"):
             run_demo(str(tmp_path / "demo"), seconds=seconds)
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("empty", [{}, [], ()])
+def test_empty_conditioning_is_no_conditioning(tmp_path, empty):
+    """An empty ``cond`` means no values, as in Model.inputs: accepted for a model without knobs, and a model
+    with knobs asks for them."""
+    x = _signal(500, 1)[:, 0]
+    src = tmp_path / "in.wav"
+    sf.write(src, x, 48000, subtype="DOUBLE")
+    model = nbrnn.load(MODEL)
+    render(src, tmp_path / "out.wav", model, cond=empty, progress=False, dtype="float64", subtype="DOUBLE")
+    y, _ = sf.read(tmp_path / "out.wav")
+    np.testing.assert_array_equal(y, model.process(x, 48000, cond=empty))
+    with pytest.raises(nbrnn.ArgumentError, match="has conditioning input"):
+        render(src, tmp_path / "knobs.wav", nbrnn.load(COND_MODEL), cond=empty, progress=False)
+    assert not (tmp_path / "knobs.wav").exists()
