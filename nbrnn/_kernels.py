@@ -260,7 +260,7 @@ def dense_rows(x, y, w, b, act, consts, k, scratch):
     (sigmoid(v) = tanh(v/2)/2 + 1/2, as in the cells); ``scratch`` (2, >= inputs and outputs, >= m).
     Each output is a chain of fused multiply-adds from the bias, input by input, computed for all rows at
     once on the block transposed into ``scratch`` (the loops over rows vectorise; layers are a few units
-    wide, too narrow for vectors across them: 3-4 times faster than row by row at 8 -> 8); the same bits
+    wide, too narrow for vectors across them: 2-3 times faster than row by row at 8 -> 8); the same bits
     whatever the split into blocks.  The element-wise activations run over the block as one loop.
     """
     m = x.shape[0]
