@@ -582,14 +582,14 @@ class Stream:
 
         buffers = iter([arena.get(d) for d in dense_out])
 
-        def dense(stages):  # each stage with its weights in the block and its output buffer
+        def dense(stages):  # (stage with its weights in the block, its output buffer) pairs
             return tuple((dataclasses.replace(stage, weight=local(stage.weight), bias=local(stage.bias)), next(buffers))
                          for stage in stages)
 
         self.layers = [dataclasses.replace(layer, w_ih=local(layer.w_ih), w_hh=local(layer.w_hh),
-                                           bias_a=local(layer.bias_a), bias_b=local(layer.bias_b),
-                                           before=dense(layer.before))
+                                           bias_a=local(layer.bias_a), bias_b=local(layer.bias_b))
                        for layer in stack.layers]
+        self.before = [dense(layer.before) for layer in stack.layers]
         self.tail = dense(stack.tail)
         self.transposed = arena.get(transposed)
         self.head_w, self.head_b = local(stack.head_w), local(stack.head_b)
@@ -723,7 +723,7 @@ class Stream:
             xin = x
             for l, (layer, entry, ring, tiles) in enumerate(zip(self.layers, self.entries, self.rings,
                                                                 self.tiles)):
-                xin = self._dense(layer.before, xin, m)
+                xin = self._dense(self.before[l], xin, m)
                 last = l == last_layer
                 if last:
                     yseq = self.nothing
@@ -749,19 +749,18 @@ class Stream:
             self.frow = self.rows + (self.frow - self.rows + m) % 2
 
     def _dense(self, stages, x: np.ndarray, m: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Dense ``stages`` (with their buffers) over the ``m`` rows of ``x``, one channel or (channels, m, width);
-        the last writes into ``out`` when given.  Returns the last output."""
-        k, consts = self.k, self.packed.consts
+        """Dense ``stages`` ((stage, buffer) pairs) over the ``m`` rows of ``x``, (m, width) for one channel or
+        (channels, m, width); the last writes into ``out`` when given.  Returns the last output, shaped as ``x``."""
+        one = x.ndim == 2
+        if one:
+            x, out = x[None], None if out is None else out[None]
         for i, (stage, buffer) in enumerate(stages):
-            if out is not None and i == len(stages) - 1:
-                y = out
-            else:
-                y = buffer[0, :m] if x.ndim == 2 else buffer[:, :m]
-            for c in range(self.channels if x.ndim == 3 else 1):
-                _kernels.dense_rows(x[c] if x.ndim == 3 else x, y[c] if y.ndim == 3 else y, stage.weight, stage.bias,
-                                    stage.activation, consts, k, self.transposed)
+            y = out if out is not None and i == len(stages) - 1 else buffer[:, :m]
+            for c in range(self.channels):
+                _kernels.dense_rows(x[c], y[c], stage.weight, stage.bias, stage.activation, self.packed.consts,
+                                    self.k, self.transposed)
             x = y
-        return x
+        return x[0] if one else x
 
     def feed(self, inp: np.ndarray) -> np.ndarray:
         """Process (channels, n, inputs); returns (channels, m, outputs), m = n for delay-line plans."""
