@@ -959,11 +959,12 @@ def vneg(typingctx, a):
 # ---------------------------------------------------------------------------------------------------------------
 # A small LSTM or GRU in registers
 #
-# One LSTM or GRU layer of padded size 8, 16 or 32 with one to seven inputs and a one-output head, plain (UNIT
-# with delay 1) or CHAIN: the state, the gates and the CHAIN mode's partial sums are SIMD vectors (VecType,
-# above) that stay in registers from sample to sample, where the generic kernel stores and loads them three or
-# four times per sample.  The arithmetic is the generic kernel's, operation for operation and in the same order
-# (the eight-row tree, the same tanh), so the two give the same bits (tests/test_fast_paths.py).
+# One LSTM or GRU layer of padded size 8, 16 or 32 with one to eight inputs and a one-output head (or dense layers
+# behind, which take its states), plain (UNIT with delay 1) or CHAIN: the state, the gates and the CHAIN mode's
+# partial sums are SIMD vectors (VecType, above) that stay in registers from sample to sample, where the generic
+# kernel stores and loads them three or four times per sample.  The arithmetic is the generic kernel's, operation
+# for operation and in the same order (the eight-row trees, the same tanh), so the two give the same bits
+# (tests/test_fast_paths.py).
 
 
 def vtanh(x, k):
@@ -1042,12 +1043,20 @@ def _units8(h, g, like):
             splat_as(lane(h, b + 6), like), splat_as(lane(h, b + 7), like))
 
 
+@numba.njit(inline="always", **_JIT_ACT)
+def _inputs8(x, n, like):
+    """Inputs 0 .. 7 of row ``n`` of ``x``, each in every lane of a vector like ``like``."""
+    return (splat_as(x[n, 0], like), splat_as(x[n, 1], like), splat_as(x[n, 2], like), splat_as(x[n, 3], like),
+            splat_as(x[n, 4], like), splat_as(x[n, 5], like), splat_as(x[n, 6], like), splat_as(x[n, 7], like))
+
+
 @numba.njit(**_JIT_STACK)
-def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
-           inp, skip, k, half, zero, lanes):
+def _small(kind, xin, out, yseq, ring, rows, p0, f0, mode, taps_w, delayed, last, w_ih, w_hh, bias_a, bias_b,
+           head_w, head_b, inp, skip, k, half, zero, lanes):
     """One LSTM or GRU layer (``kind``, a compile-time constant) of padded size Hp = 8·len(lanes) (8, 16 or
-    32), one to seven inputs, a one-output head, plain (UNIT, delay 1) or CHAIN, its state in registers: the
-    generic kernel's arguments and bits."""
+    32), one to eight inputs, plain (UNIT, delay 1) or CHAIN, its state in registers; a one-output head
+    (``last``) or the states passed on to ``yseq`` (for dense layers behind): the generic kernel's arguments
+    and bits."""
     literally(kind)
     m = xin.shape[0]
     if m == 0:
@@ -1080,7 +1089,8 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
     tw3 = splat_as(taps_w[3] if n_taps > 3 else zero, h)
     vhalf = splat_as(half, h)
     wi = w_ih.reshape(w_ih.size)
-    n_in = xin.shape[1]
+    grouped = w_ih.shape[1] == 8
+    n_single = 0 if grouped else xin.shape[1]  # inputs whose weight rows are packed one per pass
     # The gate sums as one vector of Hp lanes per block (i, f, g, o; r, z, n), except a float32 LSTM of
     # Hp = 8: its blocks in pairs (i, f), (g, o), vectors of 16 lanes that fill a 512-bit register.
     pair = kind == LSTM and hp == 8 and is_float32(zero)
@@ -1101,7 +1111,20 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
         # block, input by input (the generic kernel's one-row-per-pass order); the GRU's recurrent sums (its
         # zz[1]) in y0 .. y2
         z0, z1, z2, z3, z01, z23 = b0, b1, b2, b3, b01, b23
-        for j in range(n_in):
+        if grouped:
+            # eight inputs: eight weight rows per pass, summed as the generic kernel's tree
+            if pair:
+                v = _inputs8(xin, n, b01)
+                z01 = vadd(z01, _tree8(vrows8(wi, 0, gp, b01), v))
+                z23 = vadd(z23, _tree8(vrows8(wi, 2 * hp, gp, b01), v))
+            else:
+                v = _inputs8(xin, n, h)
+                z0 = vadd(z0, _tree8(vrows8(wi, 0, gp, h), v))
+                z1 = vadd(z1, _tree8(vrows8(wi, hp, gp, h), v))
+                z2 = vadd(z2, _tree8(vrows8(wi, 2 * hp, gp, h), v))
+                if kind == LSTM:
+                    z3 = vadd(z3, _tree8(vrows8(wi, 3 * hp, gp, h), v))
+        for j in range(n_single):
             o = j * gp
             if pair:
                 xw = splat_as(xin[n, j], b01)
@@ -1164,6 +1187,9 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
             h = hn
             c = cn
             s = hn
+        if not last:  # the state, for the dense layers behind
+            vstore(yseq[n], 0, s)
+            continue
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
         for g in range(len(lanes)):
             a0 = fma(lane(hw, 8 * g + 0), lane(s, 8 * g + 0), a0)
@@ -1199,31 +1225,31 @@ def _small(kind, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh
 @numba.njit(**_JIT_STACK)
 def lstm_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
                bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
-    _small(LSTM, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
-           inp, skip, k, half, zero, tiles)
+    _small(LSTM, xin, out, yseq, ring, rows, p0, f0, mode, taps_w, delayed, last, w_ih, w_hh, bias_a, bias_b, head_w,
+           head_b, inp, skip, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def lstm_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
                         w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
-        _small(LSTM, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
-               head_w, head_b, inp[c], skip, k, half, zero, tiles)
+        _small(LSTM, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, taps_w, delayed, last, w_ih, w_hh,
+               bias_a, bias_b, head_w, head_b, inp[c], skip, k, half, zero, tiles)
 
 
 @numba.njit(**_JIT_STACK)
 def gru_small(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih, w_hh, bias_a,
               bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
-    _small(GRU, xin, out, ring, rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b, head_w, head_b,
-           inp, skip, k, half, zero, tiles)
+    _small(GRU, xin, out, yseq, ring, rows, p0, f0, mode, taps_w, delayed, last, w_ih, w_hh, bias_a, bias_b, head_w,
+           head_b, inp, skip, k, half, zero, tiles)
 
 
 @numba.njit(parallel=True, **_JIT_STACK)
 def gru_small_channels(xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d, taps_w, delayed, last, relu, w_ih,
                        w_hh, bias_a, bias_b, head_w, head_b, inp, skip, zz, k, half, zero, tiles):
     for c in prange(xin.shape[0]):
-        _small(GRU, xin[c], out[c], ring[c], rows, p0, f0, mode, taps_w, delayed, w_ih, w_hh, bias_a, bias_b,
-               head_w, head_b, inp[c], skip, k, half, zero, tiles)
+        _small(GRU, xin[c], out[c], yseq[c], ring[c], rows, p0, f0, mode, taps_w, delayed, last, w_ih, w_hh,
+               bias_a, bias_b, head_w, head_b, inp[c], skip, k, half, zero, tiles)
 
 
 # ---------------------------------------------------------------------------------------------------------------

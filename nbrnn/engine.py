@@ -215,8 +215,8 @@ MIN_PADDED = {("lstm", 4): 16}
 #: with 64 gate rows (zero rows past 3·Hp), so that its gate loops are long enough for the vectoriser's
 #: main loop (16 lanes × 4); 7-17 % faster than 24 or 48 rows (docs/speed.md).
 MIN_GATES = {("gru", 4): 64}
-#: Padded hidden sizes of a single LSTM or GRU layer (one to seven inputs, one output) that runs on the kernel
-#: keeping its state in SIMD registers (``_kernels.lstm_small``, ``gru_small``), plain or with a CHAIN
+#: Padded hidden sizes of a single LSTM or GRU layer (one to eight inputs, :func:`_register_shape`) that runs on
+#: the kernel keeping its state in SIMD registers (``_kernels.lstm_small``, ``gru_small``), plain or with a CHAIN
 #: plan, by cell and dtype item size; same bits as the generic kernel (docs/speed.md, items 12-13).  Not
 #: the float64 LSTM at 32 (plain 6-8 % slower than the generic kernel: its four gate vectors of 32 float64
 #: crowd the registers); not 24 or 40 (LLVM's code for vectors of 24 or 40 lanes ran 2-5 times slower).
@@ -256,24 +256,24 @@ def is_stack(network: Network) -> bool:
     return any(not isinstance(layer, Dense) for layer in network.layers)
 
 
-def _register_shape(layers, inputs: int, outputs: int, skip: int, itemsize: int) -> bool:
-    """One recurrent layer, given as (cell, padded size), of a size :data:`SMALL` lists, with one to seven inputs
-    (their weight rows packed one per pass, which the kernel mirrors; eight inputs are packed as a group of eight,
-    summed as a tree), one output and at most a one-channel skip: the shape of the kernel that keeps the state in
-    registers."""
-    return (len(layers) == 1 and layers[0][1] in SMALL.get((layers[0][0], itemsize), ()) and 1 <= inputs <= 7
-            and outputs == 1 and skip <= 1)
+def _register_shape(layers, inputs: int, outputs: int, skip: int, itemsize: int, tail: bool) -> bool:
+    """One recurrent layer, given as (cell, padded size), of a size :data:`SMALL` lists, with one to eight inputs
+    (one to seven have their weight rows packed one per pass, eight as a group summed as a tree; the kernel mirrors
+    both), and either dense layers behind (``tail``: they take the states) or one output and at most a
+    one-channel skip: the shape of the kernel that keeps the state in registers."""
+    return (len(layers) == 1 and layers[0][1] in SMALL.get((layers[0][0], itemsize), ()) and 1 <= inputs <= 8
+            and (tail or (outputs == 1 and skip <= 1)))
 
 
 def small_shape(network: Network, dtype: np.dtype) -> bool:
     """Whether ``network`` has the register kernel's shape (:func:`_register_shape`, after any dense layers in front;
     the plan decides the rest)."""
     before, recurrent, tail = _split(network)
-    if not recurrent or not _fused_head(tail):
+    if not recurrent:
         return False
     inputs = before[0][-1].output_size if before[0] else network.input_size
     layers = [(layer.cell, _ceil(layer.hidden_size, 8)) for layer in recurrent]
-    return _register_shape(layers, inputs, network.output_size, network.skip, dtype.itemsize)
+    return _register_shape(layers, inputs, network.output_size, network.skip, dtype.itemsize, not _fused_head(tail))
 
 
 def _tiles(layer: StackLayer, dtype: np.dtype) -> tuple:
@@ -602,8 +602,8 @@ class Stream:
         """Whether the stack runs on the kernel with its state in registers (:data:`SMALL`)."""
         packed, stack = self.packed, self.stack
         layers = [(layer.cell, layer.padded) for layer in stack.layers]
-        return (not stack.tail and _register_shape(layers, stack.layers[0].inputs, packed.n_outputs, packed.skip,
-                                                   self.dtype.itemsize)
+        return (_register_shape(layers, stack.layers[0].inputs, packed.n_outputs, packed.skip, self.dtype.itemsize,
+                                bool(stack.tail))
                 and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 
     def reset(self, state: np.ndarray | None = None) -> None:

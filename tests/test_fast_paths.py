@@ -325,11 +325,53 @@ def test_register_kernel_takes_conditioning_inputs(cell, h, dtype, inputs, rate,
     _check_register_kernel(cell, h, dtype, rate, opts, activations, inputs, monkeypatch)
 
 
-def test_register_kernel_not_for_eight_inputs():
-    """Eight inputs are read eight rows per pass by the generic kernel (a tree, not a chain): not the
-    register kernel's shape."""
-    stream, _ = _sized_run("lstm", 8, "float32", 52000, dict(method="lagrange"), "fast", 1, inputs=8)
-    assert stream.entries[0] not in REGISTERS
+@pytest.mark.parametrize("cell,h,dtype,activations", [("lstm", 8, "float32", "fast"), ("lstm", 12, "float64", "fast"),
+                                                     ("gru", 16, "float64", "accurate")])
+def test_register_kernel_takes_eight_inputs(cell, h, dtype, activations, monkeypatch):
+    """Eight inputs are read eight rows per pass (a tree, not a chain): the register kernel mirrors it."""
+    for rate, opts in SMALL_PLANS[:2]:
+        _check_register_kernel(cell, h, dtype, rate, opts, activations, 8, monkeypatch)
+
+
+def test_register_kernel_not_for_nine_inputs():
+    stream, _ = _sized_run("lstm", 8, "float32", 52000, dict(method="lagrange"), "fast", 1, inputs=9)
+    assert stream.entries[0] not in REGISTERS and stream.entries[0] is _kernels.lstm_filtered
+
+
+TAIL_NETWORKS = {
+    # RTNeural's gru test model: a dense layer with a sigmoid behind the GRU, then a linear one
+    "gru-sigmoid-tail": ([("gru", 8), ("dense_sigmoid", 8), ("dense", 1)], 1, 1, "float32"),
+    # RTNeural's lstm test model: eight inputs into the LSTM (from a dense layer in front), a linear head
+    "dense-lstm": ([("dense_tanh", 8), ("lstm", 8), ("dense", 1)], 1, 0, "float64"),
+    # a head with an activation and two outputs, a skip, conditioning inputs
+    "lstm-two-outputs": ([("lstm", 30), ("dense_tanh", 3), ("dense", 2)], 2, 1, "float32"),
+}
+
+
+@pytest.mark.parametrize("activations", ["accurate", "fast"])
+@pytest.mark.parametrize("rate,opts", SMALL_PLANS[:2], ids=[f"{p[1]['method']}-{p[0]}" for p in SMALL_PLANS[:2]])
+@pytest.mark.parametrize("name", sorted(TAIL_NETWORKS))
+def test_register_kernel_with_dense_layers_behind_is_bit_exact(name, rate, opts, activations, monkeypatch):
+    """A single small layer with dense layers behind (they take its states, in block passes) or eight inputs
+    runs on the register kernel, and gives the generic kernel's bits, on one channel and on two, in blocks."""
+    layers, inputs, skip, dtype = TAIL_NETWORKS[name]
+    network = dataclasses.replace(_random_network(layers, seed=4, inputs=inputs), skip=skip)
+    plan = make_plan(48000, rate, **opts)
+    n = engine.PASS_CHUNK + 900
+    for channels in (1, 2):
+        x = np.sin(np.arange(channels * n * inputs).reshape(channels, n, inputs) * 0.037).astype(dtype)
+
+        def run():
+            stream = engine.Stream(engine.pack(network, dtype), plan, channels, rate, 48000, activations=activations)
+            return stream, np.concatenate([stream.feed(x[:, :777]), stream.feed(x[:, 777:])], axis=1)
+
+        small, y = run()
+        with monkeypatch.context() as m:
+            m.setattr(engine, "SMALL", {})
+            generic, y_generic = run()
+        assert small.entries[0] in REGISTERS and generic.entries[0] not in REGISTERS
+        assert np.array_equal(y, y_generic), f"{channels} channel(s)"
+        assert np.array_equal(small.state, generic.state)
 
 
 def test_fresh_compile_gives_the_cached_result():
