@@ -1,8 +1,8 @@
 """Fuzzing nbrnn.load (and a short process) with mutated files of every format.
 
 Whatever a file holds, the only exceptions are NbrnnError subclasses (never a Numba
-TypingError, KeyError, RecursionError ...), nothing is executed, and no case takes
-more than a second.  CI runs a few hundred cases; a dedicated run takes more:
+TypingError, KeyError, RecursionError ...), nothing is executed, and no load takes
+more than a few seconds.  CI runs a few hundred cases; a dedicated run takes more:
 
     NBRNN_FUZZ_EXAMPLES=10000 python -m pytest tests/test_fuzz_load.py -q
 """
@@ -16,7 +16,6 @@ import time
 import zipfile
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,7 @@ import nbrnn
 from conftest import GOLDEN, ROOT
 
 EXAMPLES = int(os.environ.get("NBRNN_FUZZ_EXAMPLES", "150"))
+LOAD_BOUND = 5.0  # seconds
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 PICKLES = ROOT / "tests" / "data" / "pickles"
 
@@ -69,27 +69,27 @@ def _seeds(folder):
 
 
 def _try(path, marker=None):
-    """Load and run; return the outcome. Anything but success or an NbrnnError fails the test."""
+    """Load and run; return the outcome. Anything but success or an NbrnnError fails the test.
+
+    Only the load is timed, against a bound far above a normal load (milliseconds): it catches a file that
+    makes the parser hang or blow up. The run is not timed: a mutated shape may need a kernel compiled for it
+    (seconds, once), which says nothing about the file."""
     start = time.perf_counter()
+    loaded = None
     try:
         model = nbrnn.load(path)
+        loaded = time.perf_counter() - start
         x = np.linspace(-0.5, 0.5, 64)
         model.process(x, model.trained_rate * 1.5, cond=[0.5] * len(model.conditioning_names), method="lagrange")
         outcome = "ok"
     except nbrnn.NbrnnError as exc:
         assert str(exc), "an error without a message"
         outcome = type(exc).__name__
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"a single load took {elapsed:.2f} s"
+    elapsed = time.perf_counter() - start if loaded is None else loaded
+    assert elapsed < LOAD_BOUND, f"a single load took {elapsed:.2f} s"
     if marker is not None:
         assert not marker.exists(), "code from the model file was executed"
     return outcome
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled():
-    # compile the kernels once so the per-case bound measures the loaders, not Numba
-    nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json").process(np.zeros(8), 66150.0)
 
 
 BAD_VALUES = [None, "abc", "", -1, 0, 1, 10 ** 9, 10 ** 30, 1e308, -1e308, 0.5, True, [], {}, [[]], [None],
