@@ -67,9 +67,9 @@ def _method_options(args) -> dict:
             flag = "--" + option.replace("_", "-")
             raise NbrnnError(f"{flag} applies to --method {' or '.join(owners)}, not to --method {args.method}")
         opts[option] = value
-    if method == "fir":
+    if method == "fir" and args.kernel is not None:  # absent: make_plan says what --method fir needs
         try:
-            opts["kernel"] = [float(v) for v in (args.kernel or "").split(",") if v.strip()]
+            opts["kernel"] = [float(v) for v in args.kernel.split(",") if v.strip()]
         except ValueError:
             raise NbrnnError(f"--kernel must be comma-separated numbers, not {args.kernel!r}") from None
     return opts

@@ -224,6 +224,7 @@ def test_cli_options_are_checked_not_ignored(tmp_path):
         (["--model", COND_MODEL, "--cond", "cond1=0.5", "--control", src], "not both"),
         (["--model", COND_MODEL, "--cond", "cond1=0.5", "--cond", "cond1=0.7"], "given twice"),
         (["--method", "allpass", "--kernel", "1,2"], "--kernel applies to --method fir"),
+        (["--method", "fir"], "method 'fir' needs Argument 'kernel': the taps"),
         (["--method", "lagrange", "--resampler", "fft"], "--resampler applies to --method resample"),
         (["--method", "allpass", "--placement", "centred"], "--placement applies to --method lagrange, not"),
         (["--method", "lagrange", "--inner", "allpass"], "--inner applies to --method oversample"),
