@@ -88,17 +88,35 @@ def _output_format(out: str, subtype: str | None):
     return fmt, subtype
 
 
-#: libsndfile's Vorbis encoder crashes the process beyond 255 channels (it refuses too many for the other
-#: formats with an error); checked before anything is written.
+#: libsndfile's Vorbis encoder crashes the process beyond 255 channels and above 200 kHz (it refuses what the
+#: other formats cannot hold with an error); checked before anything is written.
 MAX_VORBIS_CHANNELS = 255
+MAX_VORBIS_RATE = 200000
+#: The only rates and the most channels libsndfile writes as Ogg Opus (more channels fail as "Format not
+#: recognised"); checked up front too, so that the message says what the format holds.
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+MAX_OPUS_CHANNELS = 255
+
+
+def _check_output_limits(out: str, rate: int, channels: int, subtype: str) -> None:
+    """Refuse what the Ogg encoders cannot take, before libsndfile crashes on it or fails obscurely."""
+    if subtype == "VORBIS" and channels > MAX_VORBIS_CHANNELS:
+        raise OutputError(f"output '{out}': Ogg Vorbis holds at most {MAX_VORBIS_CHANNELS} channels, the input has "
+                          f"{channels}; use .wav, .w64 or .caf")
+    if subtype == "VORBIS" and rate > MAX_VORBIS_RATE:
+        raise OutputError(f"output '{out}': Ogg Vorbis holds sample rates up to {MAX_VORBIS_RATE} Hz, the input has "
+                          f"{rate} Hz; use .wav or .flac")
+    if subtype == "OPUS" and channels > MAX_OPUS_CHANNELS:
+        raise OutputError(f"output '{out}': Ogg Opus holds at most {MAX_OPUS_CHANNELS} channels, the input has "
+                          f"{channels}; use .wav, .w64 or .caf")
+    if subtype == "OPUS" and rate not in OPUS_RATES:
+        raise OutputError(f"output '{out}': Ogg Opus holds only the sample rates {', '.join(map(str, OPUS_RATES))} "
+                          f"Hz, the input has {rate} Hz; use Vorbis (the default subtype of .ogg), .wav or .flac")
 
 
 def _open_output(tmp: str, out: str, rate: int, channels: int, fmt: str, subtype: str):
     import soundfile as sf
 
-    if subtype == "VORBIS" and channels > MAX_VORBIS_CHANNELS:
-        raise OutputError(f"output '{out}': Ogg Vorbis holds at most {MAX_VORBIS_CHANNELS} channels, the input has "
-                          f"{channels}; use .wav, .w64 or .caf")
     try:
         return sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
     except sf.SoundFileRuntimeError as exc:
@@ -149,6 +167,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     with _open_input(input_path) as src:
         rate = check_rate(float(src.samplerate), "input sample rate")
         channels, frames = src.channels, src.frames
+        _check_output_limits(out, src.samplerate, channels, subtype)
         control = None
         names = model.conditioning_names
         cond = None if no_conditioning(cond) else cond  # as Model.inputs takes it

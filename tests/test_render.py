@@ -193,6 +193,35 @@ def test_what_libsndfile_cannot_write_is_one_error_and_no_file(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_ogg_rates_and_channels_the_encoders_cannot_take_are_refused(tmp_path):
+    """Vorbis above 200 kHz crashed the process inside libsndfile (leaving the temporary file); Opus takes five rates
+    and at most 255 channels. Each is one error before anything is written."""
+    model = tmp_path / "half.npz"
+    nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.0]),))).save(model)
+    src = tmp_path / "in.wav"
+    sf.write(src, np.zeros(480), 200001, subtype="FLOAT")
+    res = _cli("render", src, tmp_path / "out.ogg", "--model", model)  # a crash would kill pytest: a child process
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res
+    assert "Ogg Vorbis holds sample rates up to 200000 Hz, the input has 200001 Hz" in res.stderr
+    assert _leftovers(tmp_path) == ["half.npz"]
+    sf.write(src, np.zeros(480), 200000, subtype="FLOAT")  # the highest rate Vorbis takes
+    res = _cli("render", src, tmp_path / "out.ogg", "--model", model, "-q")
+    assert res.returncode == 0 and sf.info(tmp_path / "out.ogg").samplerate == 200000, res.stderr
+    (tmp_path / "out.ogg").unlink()
+    half = nbrnn.load(model)
+    sf.write(src, np.zeros(480), 44100, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match="Ogg Opus holds only the sample rates 8000, 12000, 16000, 24000, "
+                                                "48000 Hz, the input has 44100 Hz"):
+        render(src, tmp_path / "out.ogg", half, subtype="OPUS", progress=False)
+    sf.write(src, np.zeros((50, 256)), 48000, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match="Ogg Opus holds at most 255 channels, the input has 256"):
+        render(src, tmp_path / "out.ogg", half, subtype="OPUS", progress=False)
+    sf.write(src, np.zeros((480, 2)), 48000, subtype="FLOAT")
+    render(src, tmp_path / "out.ogg", half, subtype="OPUS", progress=False)
+    assert sf.info(tmp_path / "out.ogg").subtype == "OPUS"
+    assert _leftovers(tmp_path) == ["half.npz", "out.ogg"]
+
+
 def test_cli_stopped_by_sigterm_leaves_no_file(tmp_path):
     import signal
     import time
