@@ -70,6 +70,11 @@ def _read(f, frames: int, path):
         raise AudioError(f"'{path}' cannot be read past frame {f.tell()}: {exc}") from None
 
 
+#: Formats libsndfile reads but cannot write as one file.
+UNWRITABLE_FORMATS = {"SD2": "nbrnn does not write Sound Designer II (.sd2) files (libsndfile keeps their header in "
+                             "a separate '._' resource file, which a file moved into place leaves behind)"}
+
+
 def _output_format(out: str, subtype: str | None):
     import soundfile as sf
 
@@ -79,6 +84,8 @@ def _output_format(out: str, subtype: str | None):
     if fmt not in formats:
         raise OutputError(f"output '{out}': unknown audio file extension '.{ext.lower()}' "
                           f"(use one of .wav, .flac, .aiff, .ogg, ...)")
+    if fmt in UNWRITABLE_FORMATS:
+        raise OutputError(f"output '{out}': {UNWRITABLE_FORMATS[fmt]}; use .wav or .aiff")
     if subtype is None:
         subtype = DEFAULT_SUBTYPE if sf.check_format(fmt, DEFAULT_SUBTYPE) else sf.default_subtype(fmt)
     subtype = subtype.upper()

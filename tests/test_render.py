@@ -190,6 +190,8 @@ def test_what_libsndfile_cannot_write_is_one_error_and_no_file(tmp_path):
     sf.write(src, np.zeros((50, 9)), 44100, subtype="FLOAT")
     with pytest.raises(nbrnn.OutputError, match="cannot write 9 channel"):
         render(src, tmp_path / "out.flac", model, progress=False)
+    with pytest.raises(nbrnn.OutputError, match=r"does not write Sound Designer II \(.sd2\) files"):
+        render(src, tmp_path / "out.sd2", model, progress=False)  # header in ._<name>: a stray file, unreadable audio
     assert _leftovers(tmp_path) == []
 
 
