@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 
 from .errors import OutputError
@@ -18,13 +19,20 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+#: What a path that is neither a regular file nor a directory leads to, as the messages name it.
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"))
+
+
 def check_destination(output_path, protected=(), overwrite: bool = False) -> str:
     """The absolute output path, after checking that writing it loses nothing.
 
     ``protected``: (what, path) pairs of the files the job reads (input audio, control file, model
     file; a path that is None or empty is skipped); the output may be none of them, whatever the
     spelling (links included), even with ``overwrite``.  An existing output is kept unless
-    ``overwrite``; its folder must exist and be writable.
+    ``overwrite``, and is replaced only if it is a regular file (or a symbolic link to one, which is
+    replaced by the new file): a device, FIFO or socket would become a regular file, even with
+    ``overwrite``.  The output's folder must exist and be writable.
     """
     try:
         out = os.path.abspath(os.fspath(output_path))
@@ -35,6 +43,14 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
             raise OutputError(f"output '{output_path}' is the {what}; nbrnn never overwrites a file it reads")
     if os.path.isdir(out):
         raise OutputError(f"output '{output_path}' is a directory; give a file name")
+    try:
+        mode = os.stat(out).st_mode  # what a link leads to
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise OutputError(f"output '{output_path}' is {kind}; nbrnn replaces only regular files, even with "
+                          f"overwrite=True (--overwrite)")
     if os.path.exists(out) and not overwrite:
         raise OutputError(f"output '{output_path}' exists; pass overwrite=True (--overwrite) to replace it")
     folder = os.path.dirname(out) or "."

@@ -2,6 +2,7 @@
 
 import os
 import re
+import stat
 import subprocess
 import sys
 
@@ -79,6 +80,27 @@ def test_overwrite_rules(tmp_path):
     with pytest.raises(nbrnn.OutputError, match="is the input"):
         render(src, tmp_path / "." / "in.wav", model, overwrite=True, progress=False)
     assert src.read_bytes() == before
+
+
+def test_overwrite_replaces_only_regular_files(tmp_path):
+    """A FIFO or device at the output path (or a link to one) became a regular file with overwrite=True."""
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(500, 1), 44100)
+    model = nbrnn.load(MODEL)
+    fifo, device = tmp_path / "fifo.wav", tmp_path / "null.wav"
+    os.mkfifo(fifo)
+    device.symlink_to(os.devnull)
+    for path, kind in ((fifo, "a FIFO"), (device, "a character device")):
+        for overwrite in (False, True):
+            with pytest.raises(nbrnn.OutputError, match=f"is {kind}; nbrnn replaces only regular files"):
+                render(src, path, model, overwrite=overwrite, progress=False)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.readlink(device) == os.devnull
+    regular, link = tmp_path / "regular.wav", tmp_path / "link.wav"
+    regular.write_bytes(b"keep me")
+    link.symlink_to(regular)  # a link to a regular file: the link is replaced, what it led to is kept
+    render(src, link, model, overwrite=True, progress=False)
+    assert not link.is_symlink() and sf.info(link).frames == 500 and regular.read_bytes() == b"keep me"
+    assert _leftovers(tmp_path) == ["fifo.wav", "link.wav", "null.wav", "regular.wav"]
 
 
 def _leftovers(folder):
