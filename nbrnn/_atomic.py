@@ -51,7 +51,7 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
         kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
         raise OutputError(f"output '{output_path}' is {kind}; nbrnn replaces only regular files, even with "
                           f"overwrite=True (--overwrite)")
-    if os.path.exists(out) and not overwrite:
+    if os.path.lexists(out) and not overwrite:  # a dangling link too: the rename would replace it
         raise OutputError(f"output '{output_path}' exists; pass overwrite=True (--overwrite) to replace it")
     folder = os.path.dirname(out) or "."
     if not os.path.isdir(folder):

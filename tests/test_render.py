@@ -100,7 +100,14 @@ def test_overwrite_replaces_only_regular_files(tmp_path):
     link.symlink_to(regular)  # a link to a regular file: the link is replaced, what it led to is kept
     render(src, link, model, overwrite=True, progress=False)
     assert not link.is_symlink() and sf.info(link).frames == 500 and regular.read_bytes() == b"keep me"
-    assert _leftovers(tmp_path) == ["fifo.wav", "link.wav", "null.wav", "regular.wav"]
+    dangling = tmp_path / "dangling.wav"
+    dangling.symlink_to(tmp_path / "nowhere.wav")  # was replaced without overwrite: it did not "exist"
+    with pytest.raises(nbrnn.OutputError, match="exists; pass overwrite=True"):
+        render(src, dangling, model, progress=False)
+    assert dangling.is_symlink()
+    render(src, dangling, model, overwrite=True, progress=False)
+    assert not dangling.is_symlink() and sf.info(dangling).frames == 500
+    assert _leftovers(tmp_path) == ["dangling.wav", "fifo.wav", "link.wav", "null.wav", "regular.wav"]
 
 
 def _leftovers(folder):
