@@ -61,6 +61,26 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
     return out
 
 
+_SUFFIX = ".partial"
+#: Characters mkstemp puts between the prefix and the suffix.
+_RANDOM = 8
+
+
+def _temp_prefix(folder: str, name: str) -> str:
+    """``.<name>.``, the name shortened so that the temporary file's name fits the folder's limit (any legal
+    output name works, 255 bytes included)."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = -1
+    if limit <= 0:
+        limit = 255
+    room = limit - len("..") - _RANDOM - len(_SUFFIX)
+    while name and len(os.fsencode(name)) > room:
+        name = name[:-1]  # whole characters, never part of a multibyte one
+    return f".{name}."
+
+
 @contextlib.contextmanager
 def atomic_output(target: str):
     """Yield a temporary path beside ``target``; on success it replaces ``target``, on any failure it vanishes.
@@ -72,7 +92,7 @@ def atomic_output(target: str):
     target = os.fspath(target)
     folder = os.path.dirname(os.path.abspath(target))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(folder, os.path.basename(target)), suffix=_SUFFIX, dir=folder)
     except OSError as exc:
         raise OutputError(f"cannot write '{target}': {exc.strerror or exc}") from None
     os.close(fd)

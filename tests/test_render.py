@@ -110,6 +110,24 @@ def test_overwrite_replaces_only_regular_files(tmp_path):
     assert _leftovers(tmp_path) == ["dangling.wav", "fifo.wav", "link.wav", "null.wav", "regular.wav"]
 
 
+@pytest.mark.parametrize("name", ["a" * 251 + ".wav", "\u00e9" * 125 + ".wav"])  # 255 and 254 bytes in UTF-8
+def test_the_longest_output_names_work(tmp_path, name):
+    """The temporary name '.<name>.XXXXXXXX.partial' was longer than the 255 bytes a file name may have."""
+    from nbrnn._atomic import atomic_output
+
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(500, 1), 44100)
+    render(src, tmp_path / name, nbrnn.load(MODEL), progress=False)
+    assert sf.info(tmp_path / name).frames == 500 and _leftovers(tmp_path) == [name]
+    (tmp_path / name).unlink()
+    with pytest.raises(KeyboardInterrupt), atomic_output(str(tmp_path / name)) as tmp:
+        base = os.path.basename(tmp)
+        assert os.path.dirname(tmp) == str(tmp_path) and base.startswith("." + name[:100]) and base.endswith(".partial")
+        assert len(base.encode("utf-8")) <= 255  # strict UTF-8: no character cut in half
+        raise KeyboardInterrupt
+    assert _leftovers(tmp_path) == []
+
+
 def _leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name != "in.wav")
 
