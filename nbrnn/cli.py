@@ -176,8 +176,13 @@ def _render(args) -> int:
               f"{result['sample_rate']:g} Hz ({result['subtype']}), {speed:.1f}x real time; {result['plan']}",
               file=sys.stderr)
     if result["clipped"]:
+        import soundfile as sf
+
+        fmt = result["format"]
+        cure = ("use --subtype FLOAT to keep them" if sf.check_format(fmt, "FLOAT") else
+                f"{fmt} has no float subtype: write a .wav, .aiff or .caf (32-bit float by default) to keep them")
         print(f"nbrnn: warning: {result['clipped']} sample(s) exceeded full scale and were clipped in the "
-              f"{result['subtype']} output; use --subtype FLOAT to keep them", file=sys.stderr)
+              f"{result['subtype']} output; {cure}", file=sys.stderr)
     return 0
 
 

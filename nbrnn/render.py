@@ -162,7 +162,8 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     -------
     dict
         ``frames``, ``channels``, ``sample_rate``, ``seconds``, ``elapsed``, ``clipped`` (samples
-        beyond full scale in a fixed-point output), ``plan`` (the method's description).
+        beyond full scale in a fixed-point output), ``plan`` (the method's description), ``format`` and
+        ``subtype`` (soundfile's names of what was written).
     """
     import soundfile as sf
 
@@ -237,7 +238,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         meter.update(done / rate, final=True)
     return {"frames": frames, "channels": channels, "sample_rate": rate, "seconds": frames / rate,
             "elapsed": time.perf_counter() - started, "clipped": clipped, "plan": stream.plan.description,
-            "subtype": subtype}
+            "format": fmt, "subtype": subtype}
 
 
 def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np.ndarray:

@@ -63,6 +63,25 @@ def test_fixed_point_output_counts_clipping(tmp_path):
     assert render(src, tmp_path / "f.wav", gain, progress=False)["clipped"] == 0  # float output keeps 1.98
 
 
+def test_clip_warning_names_a_cure_the_format_takes(tmp_path):
+    """The warning said '--subtype FLOAT' for FLAC too, which FLAC refuses."""
+    src = tmp_path / "in.wav"
+    sf.write(src, np.full(100, 0.99), 44100, subtype="FLOAT")
+    gain = tmp_path / "gain.npz"
+    nbrnn.Model(nbrnn.Network((nbrnn.Dense([[2.0]], [0.0]),))).save(gain)
+    res = _cli("render", src, tmp_path / "o.flac", "--model", gain, "-q")
+    assert res.returncode == 0 and res.stderr.count("\n") == 1, res.stderr
+    assert ("100 sample(s) exceeded full scale and were clipped in the PCM_16 output; FLAC has no float subtype: "
+            "write a .wav, .aiff or .caf (32-bit float by default) to keep them") in res.stderr
+    res = _cli("render", src, tmp_path / "o.wav", "--model", gain, "-q", "--subtype", "PCM_24")
+    assert res.returncode == 0 and "clipped in the PCM_24 output; use --subtype FLOAT to keep them" in res.stderr
+    for name in ("o.wav", "o.aiff", "o.caf"):  # the cures work: nothing clipped, no warning
+        res = _cli("render", src, tmp_path / name, "--model", gain, "-q", *(["--subtype", "FLOAT"] * (name == "o.wav")),
+                   "--overwrite")
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+        assert np.all(sf.read(tmp_path / name)[0] > 1.9)
+
+
 def test_overwrite_rules(tmp_path):
     src = tmp_path / "in.wav"
     sf.write(src, _signal(500, 1), 44100)
