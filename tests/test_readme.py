@@ -71,3 +71,14 @@ def test_cli_examples_run(placeholders):
         assert res.returncode == 0, f"README example {' '.join(argv)!r} failed: {res.stderr}"
         ran += 1
     assert ran >= 5
+
+
+def test_render_default_subtypes_are_the_documented_ones():
+    """The README said 'writes 32-bit float by default' for every format; FLAC, Ogg and MP3 have no float."""
+    from nbrnn.render import _output_format
+
+    floats = re.search(r"32-bit float by default where the format has it \(([^)]*)\)", README)
+    assert floats, "the README does not say where nbrnn render writes float"
+    for ext in ("wav", "aiff", "caf", "flac", "ogg", "mp3"):
+        subtype = _output_format(f"out.{ext}", None)[1]
+        assert f"`.{ext}`" in floats.group(1) if subtype == "FLOAT" else f"`.{ext}`: {subtype}" in README, ext
