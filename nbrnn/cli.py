@@ -143,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", formatter_class=fmt, help="show the idea on the embedded model, no files needed",
                        description="Render a built-in test signal through the embedded model at several rates with "
                                    "each main method, print SNRs against the model at its trained rate and against "
-                                   "the true circuit, and write audio and a plot.")
+                                   "the true circuit, and write audio and a plot. Files of an earlier run are "
+                                   "kept without --overwrite.")
     p.add_argument("--out", default="nbrnn-demo", help="folder for the audio and the plot")
     p.add_argument("--seconds", type=float, default=2.0, help="length of the test signal")
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"), help="float type of the runs")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in the folder")
 
     p = sub.add_parser("figures", help="regenerate the article's plots, the papers' tables and the sweeps",
                        add_help=False)
@@ -220,7 +222,7 @@ def main(argv=None) -> int:
 def _demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, seconds=args.seconds, dtype=args.dtype)
+    run_demo(args.out, seconds=args.seconds, dtype=args.dtype, overwrite=args.overwrite)
     return 0
 
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ._atomic import atomic_output
+from ._atomic import atomic_output, check_destination
 from .errors import ArgumentError, NbrnnError, OutputError
 
 RATES = (44100, 48000, 88200, 96000, 192000)
@@ -27,6 +27,8 @@ METHODS = (("naive", {}), ("stn", {}), ("linear", {}), ("allpass", {}), ("lagran
            ("oversample", {}), ("resample", {}))
 LABELS = {"naive": "naive", "stn": "STN", "linear": "linear", "allpass": "allpass", "lagrange": "cubic",
           "oversample": "oversample", "resample": "resample"}
+#: Methods whose output is written as audio, beside the input and the circuit's output at each rate.
+AUDIO_METHODS = ("naive", "lagrange")
 #: Seconds skipped at both ends of every comparison (FFT resampling treats the signal as periodic).
 EDGE = 0.1
 #: Test signal lengths accepted (s): long enough to leave something between the edges, short enough to fit memory.
@@ -50,8 +52,19 @@ def at_trained_rate(y: np.ndarray, rate: float, trained: float, n_trained: int) 
     return resample(y, n_trained)
 
 
-def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stream=None) -> dict:
-    """Run the demo, print the tables, write audio, ``snr.csv`` and (with matplotlib) ``demo.png``."""
+def output_names() -> list:
+    """The files the demo writes in its folder."""
+    return ["snr.csv", "demo.png"] + [f"{kind}_{rate}.wav" for rate in RATES
+                                      for kind in ("input", "circuit") + tuple(LABELS[m] for m in AUDIO_METHODS)]
+
+
+def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stream=None,
+             overwrite: bool = False) -> dict:
+    """Run the demo, print the tables, write audio, ``snr.csv`` and (with matplotlib) ``demo.png``.
+
+    Files of an earlier run in ``out_dir`` (any of :func:`output_names`) are kept: the demo refuses to
+    start unless ``overwrite``.
+    """
 
     from .circuit import simulate_diode_clipper, test_signal
     from .model import load_default
@@ -66,6 +79,14 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
         raise OutputError(f"cannot create the demo folder '{out_dir}': {exc.strerror or exc}") from None
     if not os.access(out_dir, os.W_OK):
         raise OutputError(f"demo folder '{out_dir}' is not writable")
+    existing = [name for name in output_names() if os.path.lexists(os.path.join(out_dir, name))]
+    if existing and not overwrite:
+        shown = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
+        raise OutputError(f"demo folder '{out_dir}' already holds {len(existing)} of the files the demo writes "
+                          f"({shown}); pass overwrite=True (--overwrite) to replace them, or choose another folder "
+                          f"(--out)")
+    for name in existing:  # overwrite: regular files only
+        check_destination(os.path.join(out_dir, name), overwrite=True)
     started = time.perf_counter()
     model = load_default()
     trained = model.trained_rate
@@ -94,7 +115,7 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
             row.update(vs_model=snr_db(back[edge_ref], y_ref[edge_ref]), vs_circuit=snr_db(y[edge], truth[edge]),
                        note="")
             rows.append(row)
-            if method in ("naive", "lagrange"):
+            if method in AUDIO_METHODS:
                 _wav(os.path.join(out_dir, f"{LABELS[method]}_{rate}.wav"), y, rate)
     _print_tables(rows, trained, log)
     _write_csv(rows, os.path.join(out_dir, "snr.csv"))

@@ -2,8 +2,14 @@
 
 import io
 import math
+import os
+import subprocess
+import sys
+
+import pytest
 
 import nbrnn
+from conftest import ROOT
 from nbrnn.demo import run_demo
 
 
@@ -15,7 +21,9 @@ def test_embedded_model_loads():
 
 def test_demo_table_is_plausible(tmp_path):
     log = io.StringIO()
-    result = run_demo(str(tmp_path / "demo"), seconds=0.4, stream=log)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "snr.csv").write_text("an earlier run")
+    result = run_demo(str(tmp_path / "demo"), seconds=0.4, stream=log, overwrite=True)
     rows = {(r["rate"], r["method"]): r for r in result["rows"]}
     for rate in (96000, 192000):  # integer ratios: the delay methods are bit-exact
         for method in ("linear", "allpass", "cubic"):
@@ -29,3 +37,26 @@ def test_demo_table_is_plausible(tmp_path):
     assert "SNR (dB) against the true circuit" in text and "exact" in text and "refused" in text
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"snr.csv", "input_96000.wav", "cubic_192000.wav", "circuit_44100.wav"} <= names
+    from nbrnn.demo import output_names
+
+    assert names <= set(output_names()) and (tmp_path / "demo" / "snr.csv").read_text().startswith("rate_hz,")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "demo").iterdir()}
+    with pytest.raises(nbrnn.OutputError, match=r"already holds \d+ of the files the demo writes \(snr.csv, "
+                                                r".* more\); pass overwrite=True \(--overwrite\)"):
+        run_demo(str(tmp_path / "demo"), seconds=0.4, stream=log)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "demo").iterdir()} == before
+
+
+def test_demo_keeps_an_earlier_run_without_overwrite(tmp_path):
+    """A second 'nbrnn demo' replaced the first run's files without a word."""
+    folder = tmp_path / "nbrnn-demo"  # the default --out, as the README's first command runs it
+    folder.mkdir()
+    (folder / "demo.png").write_bytes(b"first run")
+    (folder / "notes.txt").write_bytes(b"the user's")
+    res = subprocess.run([sys.executable, "-m", "nbrnn", "demo", "--seconds", "0.4"], capture_output=True, text=True,
+                         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
+    assert ("nbrnn: error: demo folder 'nbrnn-demo' already holds 1 of the files the demo writes (demo.png); "
+            "pass overwrite=True (--overwrite)") in res.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["demo.png", "notes.txt"]
+    assert (folder / "demo.png").read_bytes() == b"first run"
