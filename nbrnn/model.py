@@ -156,6 +156,8 @@ class Model:
         plan = stream.plan
         model_rate = self.trained_rate if plan.resample else stream.sample_rate * plan.oversample
         n = int(round(seconds * model_rate))
+        if n == 0:  # shorter than half a sample at the model's rate: nothing to run
+            return
         block = min(n, 1 << 16)  # memory stays bounded whatever the rate
         inp = np.zeros((stream.channels, block, self.network.input_size), dtype=stream.dtype)
         if cond is not None and self.network.input_size > 1:
@@ -271,7 +273,8 @@ class Model:
             resolution, not for float64 reference work).
         warmup : float, optional
             Seconds of silence run through the model after the reset, before ``x``
-            (settles the state; default: the model's own, 0 unless loaded with ``prewarm``).
+            (settles the state; default: the model's own, 0 unless loaded with ``prewarm``), rounded
+            to whole samples at the model's rate: less than half a sample is no warm-up.
         **options
             Method options: order, placement, kernel, bandwidth, output
             ('fresh' or 'delayed'), inner, inner_order, factor, resampler.

@@ -274,3 +274,12 @@ def test_long_warmup_runs_in_blocks_with_the_same_bits(model):
     warm = model.process(x, 48000, warmup=1.5)  # 72000 samples of silence: more than one block
     whole = model.process(np.concatenate([np.zeros(72000), x]), 48000)[72000:]
     assert np.array_equal(warm, whole)
+
+
+def test_warmup_shorter_than_half_a_sample_is_no_warmup(model):
+    x = np.sin(np.arange(64) * 0.1)
+    plain = model.process(x, 48000)
+    for seconds in (1e-6, 1e-300, 5e-6):  # 0.048, ~0 and 0.24 samples at 48 kHz
+        assert np.array_equal(model.process(x, 48000, warmup=seconds), plain)
+    stream = nbrnn.Model(model.network, warmup=1e-9).stream(48000)
+    assert np.array_equal(stream.feed(model.inputs(x))[0, :, 0], plain)
