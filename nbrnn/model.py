@@ -193,18 +193,27 @@ class Model:
                 f"e.g. cond={{{names[0]!r}: 0.5}} or a list of {len(names)} value(s) in the model's range (often 0..1)")
         if isinstance(cond, dict):
             values = [None] * len(names)
+            keys = {}
             for key, value in cond.items():
                 index = self._cond_index(key)
+                if index in keys:
+                    raise ArgumentError(f"Argument 'cond' gives {names[index]!r} twice, as {keys[index]!r} and as "
+                                        f"{key!r}; give each conditioning input one value")
+                keys[index] = key
                 values[index] = value
             missing = [names[i] for i, v in enumerate(values) if v is None]
             if missing:
                 raise ArgumentError(f"Argument 'cond' misses a value for {', '.join(missing)} "
                                     f"(the model's conditioning inputs are {', '.join(names)})")
             return values
-        if np.isscalar(cond) or (isinstance(cond, np.ndarray) and cond.ndim == 1 and len(names) == 1
-                                 and cond.size != 1):
+        if np.isscalar(cond) or (isinstance(cond, np.ndarray) and (cond.ndim == 0 or (
+                cond.ndim == 1 and len(names) == 1 and cond.size != 1))):
             cond = [cond]
-        cond = list(cond)
+        try:
+            cond = list(cond)
+        except TypeError:
+            raise ArgumentError(f"Argument 'cond' must be a dict of values by name or index, a sequence of "
+                                f"{len(names)} value(s) or a number, not {type(cond).__name__}") from None
         if len(cond) != len(names):
             raise ArgumentError(f"Argument 'cond' has {len(cond)} value(s) but the model has {len(names)} "
                                 f"conditioning input(s): {', '.join(names)}")
@@ -212,15 +221,15 @@ class Model:
 
     def _cond_index(self, key) -> int:
         names = self.conditioning_names
+        index = key
         if isinstance(key, str):
             if key in names:
                 return names.index(key)
-            if key.isdigit():
-                key = int(key)
-            else:
+            if not (key.isascii() and key.isdigit()):  # '²' is a digit that int() refuses
                 raise ArgumentError(f"Argument 'cond' names {key!r}, which is not one of {', '.join(names)}")
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 1 <= key <= len(names):
-            return int(key) - 1
+            index = int(key) if len(key) <= 18 else 0  # no 4300-digit int(): out of range either way
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool) and 1 <= index <= len(names):
+            return int(index) - 1
         raise ArgumentError(f"Argument 'cond' key {key!r} must be a name ({', '.join(names)}) "
                             f"or an input index from 1 to {len(names)}")
 
@@ -263,8 +272,8 @@ class Model:
             Start from the initial state (True) or continue the previous call's
             state (False: the same rate, method, dtype and channel count).
         cond : dict, sequence or None
-            Conditioning values (knobs) by name or 1-based index: numbers, or
-            per-sample arrays of length n.
+            Conditioning values (knobs) by name or 1-based index, each knob once:
+            numbers, or per-sample arrays of length n.
         dtype : {'float64', 'float32'}
             Float type of the whole run.
         activations : {'accurate', 'fast'}

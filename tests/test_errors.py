@@ -150,6 +150,24 @@ def test_conditioning_errors():
         cond_model.process(x, 44100, cond=[np.nan])
     with pytest.raises(nbrnn.ArgumentError, match="no conditioning inputs"):
         nbrnn.load(LSTM).process(x, 44100, cond=[0.5])
+    for cond in (object(), len):
+        with pytest.raises(nbrnn.ArgumentError, match="cond' must be a dict.*or a number, not"):
+            cond_model.process(x, 44100, cond=cond)
+    for key in ("\u00b2", "\u0661", "1" * 5000):  # not an ASCII index, and one beyond any index
+        with pytest.raises(nbrnn.ArgumentError, match="cond' (names|key)"):
+            cond_model.process(x, 44100, cond={key: 0.5})
+    for cond in ({1: 0.0, "cond1": 1.0}, {"cond1": 0.0, "1": 1.0}, {np.int64(1): 0.0, "1": 1.0}):
+        with pytest.raises(nbrnn.ArgumentError, match="gives 'cond1' twice, as .* and as "):
+            cond_model.process(x, 44100, cond=cond)
+
+
+def test_conditioning_as_a_0d_array():
+    cond_model = nbrnn.load(GOLDEN / "agm_lstm_l2_i2_h6_skip0.json")
+    x = np.sin(np.arange(300) * 0.05)
+    expected = cond_model.process(x, 44100, cond=[0.5])
+    assert np.array_equal(cond_model.process(x, 44100, cond=np.array(0.5)), expected)
+    assert np.array_equal(cond_model.process(x, 44100, cond={"cond1": np.array(0.5)}), expected)
+
 
 
 def test_errors_are_value_errors_too():

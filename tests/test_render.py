@@ -320,6 +320,8 @@ def test_cli_options_are_checked_not_ignored(tmp_path):
         (["--cond", "drive=0.5"], "no conditioning inputs"),
         (["--model", COND_MODEL, "--cond", "cond1=0.5", "--control", src], "not both"),
         (["--model", COND_MODEL, "--cond", "cond1=0.5", "--cond", "cond1=0.7"], "given twice"),
+        (["--model", COND_MODEL, "--cond", "1=0.5", "--cond", "cond1=0.7"], "gives 'cond1' twice"),
+        (["--model", COND_MODEL, "--cond", "\u00b2=0.5"], "names '\u00b2', which is not one of cond1"),
         (["--method", "allpass", "--kernel", "1,2"], "--kernel applies to --method fir"),
         (["--method", "fir"], "method 'fir' needs Argument 'kernel': the taps"),
         (["--method", "lagrange", "--resampler", "fft"], "--resampler applies to --method resample"),
