@@ -84,6 +84,7 @@ class Model:
         self._packed = {}
         self._stream = None
         self._stream_key = None
+        self._warmup_due = 0.0  # seconds the stream of process() still owes (see process)
 
     # -- description -------------------------------------------------------------------------------------------
     @property
@@ -254,6 +255,7 @@ class Model:
         """Forget the running state: the next ``process`` starts from the model's initial state."""
         self._stream = None
         self._stream_key = None
+        self._warmup_due = 0.0
 
     def process(self, x, sample_rate: float, *, method: str = "lagrange", reset: bool = True, cond=None,
                 dtype="float64", activations: str = "accurate", warmup: float | None = None,
@@ -281,8 +283,9 @@ class Model:
             precision); ``'fast'``: branch-free approximations (error below float32
             resolution, not for float64 reference work).
         warmup : float, optional
-            Seconds of silence run through the model after the reset, before ``x``
-            (settles the state; default: the model's own, 0 unless loaded with ``prewarm``), rounded
+            Seconds of silence run through the model after the reset, before ``x``, with the knobs
+            at their first sample's values (for an empty ``x``: before the next call's samples); it
+            settles the state; default: the model's own, 0 unless loaded with ``prewarm``.  Rounded
             to whole samples at the model's rate: less than half a sample is no warm-up.
         **options
             Method options: order, placement, kernel, bandwidth, output
@@ -304,16 +307,21 @@ class Model:
         if reset or self._stream is None:
             if not reset and self._stream is None:
                 reset = True
+            seconds = _check_warmup(warmup)
             self._stream = Stream(self._packed_for(dtype), plan, channels, rate, self.trained_rate,
                                   context=f"{os.path.basename(self.network.source) or 'model'} at {rate:g} Hz",
                                   activations=activations)
             self._stream_key = key
-            self._warm(self._stream, inp, _check_warmup(warmup))
+            self._warmup_due = self.warmup if seconds is None else seconds
         elif key != self._stream_key:
             raise ArgumentError(
                 "reset=False continues the previous call's stream, but the sample rate, method, dtype or channel "
                 "count changed; pass reset=True (or call model.reset()) to start a new stream")
         stream = self._stream
+        if self._warmup_due and (inp.shape[1] or self.network.input_size == 1):
+            # the knobs keep their values at the first sample during the warm-up: for an empty x, the next call's
+            self._warm(stream, inp, self._warmup_due)
+            self._warmup_due = 0.0
         if not stream.streams_exactly:
             if not reset:
                 raise ArgumentError(

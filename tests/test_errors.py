@@ -161,13 +161,18 @@ def test_conditioning_errors():
             cond_model.process(x, 44100, cond=cond)
 
 
-def test_conditioning_as_a_0d_array():
+def test_conditioning_as_a_0d_array_and_with_an_empty_signal():
     cond_model = nbrnn.load(GOLDEN / "agm_lstm_l2_i2_h6_skip0.json")
     x = np.sin(np.arange(300) * 0.05)
     expected = cond_model.process(x, 44100, cond=[0.5])
     assert np.array_equal(cond_model.process(x, 44100, cond=np.array(0.5)), expected)
     assert np.array_equal(cond_model.process(x, 44100, cond={"cond1": np.array(0.5)}), expected)
-
+    # the warm-up holds the knobs at their first sample's values: with no sample yet, it waits for the next call
+    warm = cond_model.process(x, 44100, cond=[0.5], warmup=0.1)
+    assert not np.array_equal(warm, expected)
+    assert cond_model.process(np.zeros(0), 44100, cond=[0.5], warmup=0.1).shape == (0,)
+    assert np.array_equal(cond_model.process(x, 44100, cond=[0.5], reset=False), warm)
+    assert cond_model.process(np.zeros((0, 2)), 44100, cond=[np.zeros(0)], warmup=0.1).shape == (0, 2)
 
 
 def test_errors_are_value_errors_too():
