@@ -177,7 +177,15 @@ BUF = np.ones(2, "<f4").tobytes()
         pytest.param(_raw({"x": dict(ONE, shape=[-2])}, BUF), "shape", id="negative-dim"),
         pytest.param(_raw({"x": dict(ONE, shape=[2.0])}, BUF), "shape", id="float-dim"),
         pytest.param(_raw({"x": dict(ONE, shape=[True, True])}, BUF), "shape", id="bool-dims"),
-        pytest.param(_raw({"x": dict(ONE, shape=[1 << 62, 1 << 62])}, BUF), "span", id="overflowing-shape"),
+        pytest.param(_raw({"x": dict(ONE, shape=[1 << 62, 1 << 62])}, BUF), "multiply to at most",
+                     id="overflowing-shape"),
+        pytest.param(_raw({"x": dict(ONE, shape=[0, 10 ** 30], data_offsets=[0, 0])}),
+                     r"shape \[0, 10{30}\]; its non-zero dimensions may multiply to at most 268435456",
+                     id="empty-with-huge-dim"),
+        pytest.param(_raw({"x": dict(ONE, shape=[0, 1 << 62, 1 << 62], data_offsets=[0, 0])}),
+                     "multiply to at most", id="empty-with-huge-dims"),
+        pytest.param(_raw({"x": dict(ONE, shape=[1 << 15, 0, 1 << 14], data_offsets=[0, 0])}),
+                     "multiply to at most", id="empty-with-dims-beyond-the-limit"),
         pytest.param(_raw({"x": dict(ONE, shape=[1] * 40)}, BUF), "shape", id="too-many-dims"),
         pytest.param(_raw({"x": dict(ONE, data_offsets=[0, 16])}, BUF), "outside", id="beyond-buffer"),
         pytest.param(_raw({"x": dict(ONE, data_offsets=[8, 0])}, BUF), "outside", id="reversed"),
@@ -209,6 +217,18 @@ def test_malformed_files(tmp_path, data, match):
         read_safetensors(path)
     assert time.perf_counter() - start < 1.0
     assert str(path) in str(info.value)
+
+
+def test_empty_tensor_with_huge_dimensions_is_a_format_error(tmp_path):
+    import nbrnn
+
+    for shape in ([0, 10 ** 30], [0, 1 << 62, 1 << 62]):
+        path = _write(tmp_path, _raw({"w.weight": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}))
+        with pytest.raises(ModelFormatError, match="non-zero dimensions may multiply to at most"):
+            nbrnn.load(path)
+    empty = read_safetensors(_write(tmp_path, _raw({"w": {"dtype": "F32", "shape": [0, 1 << 14, 1 << 14],
+                                                          "data_offsets": [0, 0]}})))[0]["w"]
+    assert empty.shape == (0, 1 << 14, 1 << 14) and empty.dtype == np.float32
 
 
 def test_missing_file(tmp_path):

@@ -25,7 +25,7 @@ import numpy as np
 
 from .._atomic import atomic_output
 from ..errors import ArgumentError, ModelFormatError
-from ._common import MAX_FILE_BYTES, read_bytes
+from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, read_bytes
 
 __all__ = ["read_safetensors", "write_safetensors", "MAX_HEADER_BYTES"]
 
@@ -177,6 +177,13 @@ def _entry(name: str, info, buffer_len: int, source: str):
         raise ModelFormatError(
             f"{where} has shape {_short(shape)}; expected a list of at most {MAX_NDIM} integers >= 0"
         )
+    # a tensor with a zero dimension holds no bytes whatever the others say, but numpy refuses shapes whose
+    # dimensions multiply beyond its index range: the non-zero dimensions are bounded as a whole
+    if math.prod(d for d in shape if d) > MAX_TENSOR_VALUES:
+        raise ModelFormatError(
+            f"{where} has shape {_short(shape)}; its non-zero dimensions may multiply to at most "
+            f"{MAX_TENSOR_VALUES} values"
+        )
     offsets = info["data_offsets"]
     if (
         not isinstance(offsets, list)
@@ -224,8 +231,8 @@ def read_safetensors(path, *, data: bytes | None = None) -> tuple:
     ModelFormatError
         The file is missing, larger than 2 GiB, or malformed: header length beyond the
         file, invalid or too deeply nested JSON, unknown dtypes, shapes that do not
-        match their byte spans, spans outside the buffer, overlapping or leaving
-        gaps, non-string metadata.
+        match their byte spans or whose non-zero dimensions multiply beyond 2**28,
+        spans outside the buffer, overlapping or leaving gaps, non-string metadata.
     """
     source = os.fspath(path)
     if data is None:
