@@ -26,6 +26,22 @@ ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "elu", "softmax", "selu", "s
 #: Where the trained sample rate came from.
 RATE_SOURCES = ("file", "format default", "caller")
 
+#: Most layers, and most weights and biases in all, a network may have.  Generous (recurrent audio-effect models
+#: hold at most a few hundred thousand parameters in a handful of layers), they keep a small file from making a
+#: loader build gigabytes of layers it synthesises (an activation layer of its own is carried by an identity
+#: dense layer of its width).
+MAX_LAYERS = 256
+MAX_PARAMETERS = 1 << 24
+
+
+def check_size(layers: int, parameters: int, context: str) -> None:
+    """Refuse a network of more than :data:`MAX_LAYERS` layers or :data:`MAX_PARAMETERS` weights and biases."""
+    if layers > MAX_LAYERS:
+        raise ModelShapeError(f"{context}: {layers} layers; a network may have at most {MAX_LAYERS}")
+    if parameters > MAX_PARAMETERS:
+        raise ModelShapeError(f"{context}: {parameters} weights and biases; a network may hold at most "
+                              f"{MAX_PARAMETERS}")
+
 
 def real_array(value: Any) -> tuple:
     """(``value`` as a float64 array, "") if it holds real numbers, else (None, what it holds instead)."""
@@ -193,7 +209,8 @@ class Network:
     Parameters
     ----------
     layers : tuple of Dense / Recurrent
-        Applied in order to the input vector at each sample.
+        Applied in order to the input vector at each sample; at most :data:`MAX_LAYERS`
+        layers of at most :data:`MAX_PARAMETERS` weights and biases in all.
     skip : int
         The first ``skip`` input channels are added to the first ``skip`` outputs
         (a residual connection; 0 = none).
@@ -233,6 +250,7 @@ class Network:
                     f"layer {i} ({layer.describe()}) expects {layer.input_size} inputs, "
                     f"but layer {i - 1} ({layers[i - 1].describe()}) gives {layers[i - 1].output_size}")
         object.__setattr__(self, "layers", layers)
+        check_size(len(layers), self.parameter_count, "network")
         n_in = layers[0].input_size
         if not isinstance(self.skip, (int, np.integer)) or isinstance(self.skip, bool) or self.skip < 0:
             raise ModelShapeError(f"skip must be a non-negative integer, not {self.skip!r}")

@@ -211,6 +211,36 @@ def test_keras_input_count_is_bounded(tmp_path, obj, match):
         nbrnn.load(_write(tmp_path, obj))
 
 
+def _activations(width, count, dense=None):
+    layers = [dense] if dense else []
+    return {"in_shape": [None, None, width], "layers": layers + [{"type": "activation", "activation": "tanh"}] * count}
+
+
+@pytest.mark.parametrize("obj,match", [
+    (_activations(1024, 20), r"layers\[15\] \(activation\) needs a 1024x1024 identity layer, which would give the "
+                             r"network: 16793600 weights and biases; a network may hold at most 16777216"),
+    (_activations(1, 5000), r"layers\[256\] .* 257 layers; a network may have at most 256"),
+    (_activations(1, 1, {"type": "dense", "activation": "tanh", "shape": [None, None, 8192],
+                         "weights": [[[0.5] * 8192], [0.0] * 8192]}), r"layers\[1\] .* 8192x8192 identity"),
+])
+def test_keras_activation_layers_are_bounded(tmp_path, obj, match):
+    """Each activation layer after a recurrent or non-linear layer becomes an identity dense layer of its width:
+    the network's bounds are checked before one is built."""
+    with pytest.raises(nbrnn.ModelShapeError, match=match):
+        nbrnn.load(_write(tmp_path, obj))
+    assert nbrnn.load(_write(tmp_path, _activations(1024, 2))).network.parameter_count == 2 * 1024 * 1025
+
+
+def test_networks_are_bounded():
+    dense = nbrnn.Dense([[1.0]], [0.0], "tanh")
+    assert len(nbrnn.Network((dense,) * nbrnn.network.MAX_LAYERS).layers) == 256
+    with pytest.raises(nbrnn.ModelShapeError, match="257 layers; a network may have at most 256"):
+        nbrnn.Network((dense,) * 257)
+    wide = nbrnn.Dense(np.zeros((4097, 4096)), np.zeros(4097))
+    with pytest.raises(nbrnn.ModelShapeError, match="16785409 weights and biases; a network may hold at most 16777"):
+        nbrnn.Network((wide,))
+
+
 @pytest.mark.parametrize("mutate,error,match", [
     (lambda o: o["state_dict"].update({"rec.weight_ih_l1000000000000": [[0.0]]}), nbrnn.ModelFormatError,
      "not numbered 0"),

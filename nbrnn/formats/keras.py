@@ -14,14 +14,15 @@ import numpy as np
 
 from ..adapt import is_choice
 from ..errors import ModelFormatError, ModelShapeError
-from ..network import ACTIVATIONS, Dense, Network, Recurrent
+from ..network import ACTIVATIONS, Dense, Network, Recurrent, check_size
 from ._common import expect_shape, mapping, rate_value, tensor
 
 NAME = "rtneural-keras-json"
 DEFAULT_RATE = 48000.0
 SUPPORTED = ("dense", "time-distributed-dense", "lstm", "gru", "activation")
 #: Inputs (audio and knobs) beyond which 'in_shape' is taken as malformed: an activation layer of its own is
-#: carried by an identity Dense of that width, allocated before any weight of the file is read.
+#: carried by an identity Dense of that width, allocated before any weight of the file is read (and counted
+#: against the network's bounds, :data:`nbrnn.network.MAX_LAYERS` and :data:`~nbrnn.network.MAX_PARAMETERS`).
 MAX_INPUTS = 1024
 
 
@@ -68,6 +69,11 @@ def from_json(obj: dict, source: str) -> Network:
             if layers and isinstance(layers[-1], Dense) and layers[-1].activation == "linear":
                 layers[-1] = Dense(layers[-1].weight, layers[-1].bias, act)
             else:  # after a recurrent layer (or a non-linear dense): an exact identity dense carries it
+                # width x width values the file does not hold: the network's bounds are checked before they exist
+                held = sum(layer.weight.size + layer.bias.size if isinstance(layer, Dense) else
+                           layer.weight_ih.size + layer.weight_hh.size + 2 * layer.bias_ih.size for layer in layers)
+                check_size(len(layers) + 1, held + width * (width + 1),
+                           f"{source}: {where} needs a {width}x{width} identity layer, which would give the network")
                 layers.append(Dense(np.eye(width), np.zeros(width), act))
             continue
         units = _units(layer, where, source)
