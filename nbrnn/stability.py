@@ -20,7 +20,12 @@ import numpy as np
 
 from . import reference
 from .adapt import KIND_ALLPASS, KIND_STN
+from .errors import ArgumentError
 from .model import Model
+
+#: Most rows of a loop matrix built here (the state size times the plan's depth): 128 MiB of float64, and about a
+#: minute for its eigenvalues; larger loops are refused before anything is allocated.
+MAX_LOOP_SIZE = 4096
 
 
 def fixed_point(model: Model, cond=None, seconds: float = 0.25) -> np.ndarray:
@@ -58,9 +63,29 @@ def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> n
     return jac
 
 
+def loop_size(state_size: int, plan) -> int:
+    """Rows of the loop matrix of ``plan`` around a step with ``state_size`` state values."""
+    if plan.kind == KIND_STN:
+        return state_size
+    if plan.kind == KIND_ALLPASS:
+        return (int(plan.tap_delay[0]) + 2) * state_size
+    return int(plan.depth) * state_size
+
+
+def _check_loop_size(state_size: int, plan) -> None:
+    rows = loop_size(state_size, plan)
+    if rows > MAX_LOOP_SIZE:
+        raise ArgumentError(
+            f"the loop of {plan.description or plan.method} around {state_size} state values is a {rows} x {rows} "
+            f"matrix; the stability analysis takes at most {MAX_LOOP_SIZE} rows (a shorter kernel, a lower order "
+            f"or a rate nearer the trained one)")
+
+
 def loop_matrix(jac: np.ndarray, plan) -> np.ndarray:
-    """The linearised closed loop of ``plan`` around a step with Jacobian ``jac``."""
+    """The linearised closed loop of ``plan`` around a step with Jacobian ``jac`` (at most :data:`MAX_LOOP_SIZE`
+    rows)."""
     s = jac.shape[0]
+    _check_loop_size(s, plan)
     if plan.kind == KIND_STN:
         g = float(plan.tap_weight[0])
         return (1.0 - g) * np.eye(s) + g * jac
@@ -100,7 +125,13 @@ def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", 
         As for :meth:`Model.process`.
     cond : optional
         Conditioning values (constants) for conditioned models.
+
+    Raises
+    ------
+    ArgumentError
+        The loop matrix would have more than :data:`MAX_LOOP_SIZE` rows (state size times the plan's depth).
     """
     plan = model.plan(sample_rate, method, **options)
+    _check_loop_size(sum(layer.state_size for layer in model.network.recurrent_layers), plan)
     jac = jacobian(model, fixed_point(model, cond), cond)
     return float(np.max(np.abs(np.linalg.eigvals(loop_matrix(jac, plan)))))

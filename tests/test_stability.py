@@ -39,3 +39,16 @@ def test_loop_matrix_for_integer_delay_is_a_companion_of_j():
     plan = nbrnn.make_plan(1, 3, "integer")
     eig = np.abs(np.linalg.eigvals(stability.loop_matrix(jac, plan)))
     np.testing.assert_allclose(eig, 0.5 ** (1 / 3), rtol=1e-12)  # z^3 = 0.5
+
+
+@pytest.mark.parametrize("rate,method,opts,rows", [(48000, "fir", {"kernel": np.ones(65536) / 65536}, 1048576),
+                                                    (48000 * 1000, "lagrange", {}, 16032)])
+def test_loops_too_large_to_analyse_are_refused_before_they_are_built(rate, method, opts, rows):
+    model = nbrnn.load_default()  # 16 state values
+    with pytest.raises(nbrnn.ArgumentError, match=f"{rows} x {rows} matrix; the stability analysis takes at most "
+                                                  f"{stability.MAX_LOOP_SIZE} rows"):
+        stability.spectral_radius(model, rate, method, **opts)
+    plan = model.plan(rate, method, **opts)
+    with pytest.raises(nbrnn.ArgumentError, match=f"{rows} x {rows} matrix"):
+        stability.loop_matrix(np.zeros((16, 16)), plan)
+    assert stability.loop_size(16, model.plan(48000 * 200, "lagrange")) == 16 * 202 <= stability.MAX_LOOP_SIZE
