@@ -114,7 +114,7 @@ def loop_matrix(jac: np.ndarray, plan) -> np.ndarray:
 
 
 def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", *, cond=None, **options) -> float:
-    """Largest |eigenvalue| of the adapted loop at the fixed point on silence (< 1: locally stable).
+    """Largest |eigenvalue| of the adapted loop at the fixed point on silence (< 1: locally stable; 0 without state).
 
     Parameters
     ----------
@@ -134,4 +134,4 @@ def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", 
     plan = model.plan(sample_rate, method, **options)
     _check_loop_size(sum(layer.state_size for layer in model.network.recurrent_layers), plan)
     jac = jacobian(model, fixed_point(model, cond), cond)
-    return float(np.max(np.abs(np.linalg.eigvals(loop_matrix(jac, plan)))))
+    return float(np.max(np.abs(np.linalg.eigvals(loop_matrix(jac, plan))), initial=0.0))  # no state: no loop

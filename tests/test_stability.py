@@ -52,3 +52,8 @@ def test_loops_too_large_to_analyse_are_refused_before_they_are_built(rate, meth
     with pytest.raises(nbrnn.ArgumentError, match=f"{rows} x {rows} matrix"):
         stability.loop_matrix(np.zeros((16, 16)), plan)
     assert stability.loop_size(16, model.plan(48000 * 200, "lagrange")) == 16 * 202 <= stability.MAX_LOOP_SIZE
+
+
+def test_a_network_without_recurrent_layers_has_no_loop():
+    model = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.1], "tanh"),)))
+    assert stability.spectral_radius(model, 96000) == 0.0
