@@ -56,6 +56,14 @@ def check_audio(x, name: str = "x") -> np.ndarray:
     return x
 
 
+def beyond_range(values: np.ndarray, dtype: np.dtype):
+    """The index of the first of the finite ``values`` that ``dtype`` cannot hold (it would become Inf), or None."""
+    if values.dtype.kind != "f" or values.dtype.itemsize <= dtype.itemsize or not values.size:
+        return None
+    big = np.abs(values) > np.finfo(dtype).max
+    return tuple(int(i) for i in np.argwhere(big)[0]) if big.any() else None
+
+
 class Model:
     """A loaded model that processes audio at any sample rate.
 
@@ -171,6 +179,10 @@ class Model:
         """Stack audio (n,) / (n, channels) and conditioning into the kernel layout (channels, n, inputs)."""
         dt = check_dtype(dtype)
         x = check_audio(x)
+        where = beyond_range(x, dt)
+        if where is not None:
+            raise AudioError(f"Argument 'x' holds values beyond {dt.name}'s range (±{float(np.finfo(dt).max):.3g}), "
+                             f"the first {x[where]:.6g} at index {where}; use dtype='float64'")
         audio = x[:, None] if x.ndim == 1 else x
         n, channels = audio.shape
         inp = np.empty((channels, n, self.network.input_size), dtype=dt)
@@ -183,7 +195,11 @@ class Model:
             return inp
         values = self._cond_values(cond)
         for i, value in enumerate(values, start=1):
-            inp[:, :, i] = self._cond_column(value, names[i - 1], n, channels)
+            column = self._cond_column(value, names[i - 1], n, channels)
+            if beyond_range(column, dt) is not None:
+                raise ArgumentError(f"conditioning value for {names[i - 1]!r} holds values beyond {dt.name}'s range "
+                                    f"(±{float(np.finfo(dt).max):.3g}); use dtype='float64'")
+            inp[:, :, i] = column
         return inp
 
     def _cond_values(self, cond) -> list:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._atomic import atomic_output, check_destination
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError
-from .model import Model, check_rate, no_conditioning
+from .model import Model, beyond_range, check_rate, no_conditioning
 from .network import real_array
 
 #: Default output subtype: 32-bit float, so nothing above full scale is clipped.
@@ -247,12 +247,21 @@ def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np
     if bad.any():
         where = np.argwhere(bad)[0]
         raise AudioError(f"input holds a NaN/Inf sample at frame {offset + int(where[0])}, channel {int(where[1])}")
+    dt = np.dtype(dtype)
+    where = beyond_range(x, dt)
+    if where is not None:
+        raise AudioError(f"input holds a sample of {x[where]:.6g} at frame {offset + where[0]}, channel {where[1]}, "
+                         f"beyond {dt.name}'s range (±{float(np.finfo(dt).max):.3g}); render with dtype='float64' "
+                         f"(--dtype float64)")
     n, channels = x.shape
     inp = np.empty((channels, n, model.network.input_size), dtype=dtype)
     inp[:, :, 0] = x.T
     if ctrl is not None:
         if not np.all(np.isfinite(ctrl)):
             raise AudioError(f"control file holds NaN/Inf values near frame {offset}")
+        if beyond_range(ctrl, dt) is not None:
+            raise AudioError(f"control file holds values beyond {dt.name}'s range near frame {offset}; render with "
+                             f"dtype='float64' (--dtype float64)")
         inp[:, :, 1:] = ctrl[None, :, :]
     elif consts is not None:
         inp[:, :, 1:] = consts

@@ -336,3 +336,16 @@ def test_warmup_shorter_than_half_a_sample_is_no_warmup(model):
         assert np.array_equal(model.process(x, 48000, warmup=seconds), plain)
     stream = nbrnn.Model(model.network, warmup=1e-9).stream(48000)
     assert np.array_equal(stream.feed(model.inputs(x))[0, :, 0], plain)
+
+
+def test_values_beyond_float32_name_the_input_and_the_remedy(model):
+    with np.errstate(over="raise"):  # no overflow on the way to the message
+        for x, where in ((np.r_[0, 1e300], r"1e\+300 at index \(1,\)"), (np.array([[0.0, 1], [3, -5e38]]),
+                                                                         r"-5e\+38 at index \(1, 1\)")):
+            with pytest.raises(nbrnn.AudioError, match=f"Argument 'x' holds values beyond float32's range "
+                                                       rf"\(±3.4e\+38\), the first {where}; use dtype='float64'"):
+                model.process(x, 48000, dtype="float32")
+        cond_model = nbrnn.load(GOLDEN / "agm_lstm_l2_i2_h6_skip0.json")
+        with pytest.raises(nbrnn.ArgumentError, match="'cond1' holds values beyond float32's range"):
+            cond_model.process(np.zeros(3), 44100, cond=[np.r_[0, 0, -1e39]], dtype="float32")
+    assert model.process(np.r_[0, 1e300], 48000)[1] > 1e299

@@ -369,3 +369,19 @@ def test_empty_conditioning_is_no_conditioning(tmp_path, empty):
     with pytest.raises(nbrnn.ArgumentError, match="has conditioning input"):
         render(src, tmp_path / "knobs.wav", nbrnn.load(COND_MODEL), cond=empty, progress=False)
     assert not (tmp_path / "knobs.wav").exists()
+
+
+def test_samples_beyond_float32_name_the_frame_and_the_remedy(tmp_path):
+    src, ctrl = tmp_path / "in.wav", tmp_path / "ctrl.wav"
+    sf.write(src, np.r_[0.0, 0.5, 1e300, 0.1], 48000, subtype="DOUBLE")
+    sf.write(ctrl, np.r_[0.0, 0.5, -1e300, 0.1], 48000, subtype="DOUBLE")
+    with np.errstate(over="raise"):
+        with pytest.raises(nbrnn.AudioError, match=r"input holds a sample of 1e\+300 at frame 2, channel 0, beyond "
+                                                   r"float32's range .*--dtype float64"):
+            render(src, tmp_path / "o.wav", nbrnn.load(MODEL), block_size=2, progress=False)
+        sf.write(src, np.zeros(4), 48000, subtype="DOUBLE")
+        with pytest.raises(nbrnn.AudioError, match="control file holds values beyond float32's range near frame 2"):
+            render(src, tmp_path / "o.wav", nbrnn.load(COND_MODEL), control_path=ctrl, block_size=2, progress=False)
+    res = _cli("render", tmp_path / "ctrl.wav", tmp_path / "o.wav", "--model", MODEL)
+    assert res.returncode == 1 and "input holds a sample of -1e+300 at frame 2" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and not (tmp_path / "o.wav").exists()
