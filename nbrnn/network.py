@@ -54,6 +54,33 @@ def real_array(value: Any) -> tuple:
     return arr.astype(np.float64), ""
 
 
+def check_state(state: Any, size: int, channels: int, dtype) -> np.ndarray | None:
+    """A recurrent state for :meth:`nbrnn.engine.Stream.reset`, checked and cast to ``dtype`` (None stays None).
+
+    ``state`` is one state vector of ``size`` values (every channel starts from it) or one per
+    channel, shape (channels, size), in the layout of ``Stream.state``: real, finite numbers that
+    ``dtype`` can hold.
+    """
+    if state is None:  # the model's initial state
+        return None
+    arr, what = real_array(state)
+    if arr is None:
+        raise ArgumentError(f"Argument 'state' must be an array of real numbers, not {what}")
+    if arr.shape not in ((size,), (channels, size)):
+        raise ArgumentError(f"Argument 'state' must have shape ({size},) (one state for every channel) or "
+                            f"({channels}, {size}) (one per channel), not {arr.shape}")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        raise ArgumentError(f"Argument 'state' holds {arr.size - int(finite.sum())} NaN/Inf value(s); a state must "
+                            f"be finite")
+    dt = np.dtype(dtype)
+    limit = float(np.finfo(dt).max)
+    if arr.size and float(np.abs(arr).max()) > limit:
+        raise ArgumentError(f"Argument 'state' holds values beyond {dt.name}'s range (±{limit:.3g}), up to "
+                            f"{float(np.abs(arr).max()):.3g}")
+    return arr.astype(dt)
+
+
 def _array(value: Any, name: str, ndim: int, context: str) -> np.ndarray:
     arr, what = real_array(value)
     if arr is None:

@@ -349,3 +349,32 @@ def test_values_beyond_float32_name_the_input_and_the_remedy(model):
         with pytest.raises(nbrnn.ArgumentError, match="'cond1' holds values beyond float32's range"):
             cond_model.process(np.zeros(3), 44100, cond=[np.r_[0, 0, -1e39]], dtype="float32")
     assert model.process(np.r_[0, 1e300], 48000)[1] > 1e299
+
+
+@pytest.mark.parametrize("state,match", [
+    (np.zeros(3), r"shape \(16,\) \(one state for every channel\) or \(2, 16\) \(one per channel\), not \(3,\)"),
+    (np.zeros((3, 16)), r"not \(3, 16\)"), ("x", "real numbers, not a str"), ([True] * 16, "real numbers.*bool"),
+    (np.full(16, np.nan), "16 NaN/Inf value"), (np.r_[np.zeros(15), np.inf], "1 NaN/Inf value"),
+])
+def test_stream_states_are_checked(state, match):
+    from nbrnn.network import check_state
+
+    with pytest.raises(nbrnn.ArgumentError, match=f"Argument 'state' .*{match}"):
+        check_state(state, 16, 2, np.float64)
+    with pytest.raises(nbrnn.ArgumentError, match="beyond float32's range"):
+        check_state(np.full(16, 1e39), 16, 2, np.float32)
+    for good in (np.arange(16), np.ones((2, 16)).tolist()):
+        assert check_state(good, 16, 2, np.float32).dtype == np.float32
+    assert check_state(None, 16, 2, np.float32) is None
+
+
+@pytest.mark.xfail(reason="engine.Stream.reset does not call network.check_state yet", raises=ValueError,
+                   strict=False)
+def test_stream_reset_checks_its_state():
+    model = nbrnn.load_default()  # 16 state values
+    stream = model.stream(48000, channels=2)
+    for state in (np.zeros(3), "x", np.full(16, np.nan), np.zeros((3, 16))):
+        with pytest.raises(nbrnn.ArgumentError, match="Argument 'state'"):
+            stream.reset(state)
+    stream.reset(np.full((2, 16), 0.1))
+    assert np.array_equal(stream.state, np.full((2, 16), 0.1))
