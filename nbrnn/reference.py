@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .adapt import KIND_ALLPASS, KIND_STN, Plan
+from .errors import ArgumentError
 from .network import Dense, Network, Recurrent
 
 
@@ -88,11 +89,17 @@ def step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
 
 
 def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
-    """Process ``x`` (n, inputs) with a delay-line ``plan`` (any convention); returns (n, outputs).
+    """Process ``x`` (n, inputs) with a delay-line ``plan`` (any convention) or ``stn``; returns (n, outputs).
 
     Resampling plans (``oversample``, ``resample``) are wrappers around the
-    delay-line core and are not modelled here.
+    delay-line core and are not modelled here: they raise :class:`~nbrnn.errors.ArgumentError`
+    (an ``oversample`` plan's core is the plan of its inner method at the oversampled rate).
     """
+    if not isinstance(plan, Plan):
+        raise ArgumentError(f"Argument 'plan' must be an nbrnn Plan (Model.plan, make_plan), not {type(plan).__name__}")
+    if plan.oversample != 1 or plan.resample is not None:
+        raise ArgumentError(f"Argument 'plan' is method '{plan.method}' ({plan.description}), which resamples the "
+                            f"signal around the model; reference.run implements the delay-line methods and 'stn' only")
     x = np.asarray(x, dtype=np.float64)
     layers = network.recurrent_layers
     depth = max(int(plan.depth), 1)

@@ -33,3 +33,15 @@ def test_reference_matches_torch_golden():
     net = nbrnn.load(GOLDEN / "agm_gru_l2_i3_h6_skip0.json").network
     ref = reference.run(net, data["x"], nbrnn.make_plan(1, 1, "naive"))
     np.testing.assert_allclose(ref[:, 0], data["y64"][:, 0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rate,method,opts", [(40000, "resample", {}), (96000, "resample", {"resampler": "fft"}),
+                                              (30000, "oversample", {}), (30000, "oversample", {"factor": 3})])
+def test_resampling_plans_are_refused(rate, method, opts):
+    model = nbrnn.load_default()
+    plan = model.plan(rate, method, **opts)
+    with pytest.raises(nbrnn.ArgumentError, match=f"Argument 'plan' is method '{method}' .* delay-line methods and "
+                                                  f"'stn' only"):
+        reference.run(model.network, model.inputs(np.zeros(8))[0], plan)
+    with pytest.raises(nbrnn.ArgumentError, match="Argument 'plan' must be an nbrnn Plan"):
+        reference.run(model.network, model.inputs(np.zeros(8))[0], "lagrange")
