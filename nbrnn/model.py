@@ -288,7 +288,7 @@ class Model:
             How the model is adapted (:data:`nbrnn.adapt.METHODS`); default cubic Lagrange.
         reset : bool
             Start from the initial state (True) or continue the previous call's
-            state (False: the same rate, method, dtype and channel count).
+            state (False: the same rate, method, dtype, activations and channel count).
         cond : dict, sequence or None
             Conditioning values (knobs) by name or 1-based index, each knob once:
             numbers, or per-sample arrays of length n.
@@ -331,8 +331,8 @@ class Model:
             self._warmup_due = self.warmup if seconds is None else seconds
         elif key != self._stream_key:
             raise ArgumentError(
-                "reset=False continues the previous call's stream, but the sample rate, method, dtype or channel "
-                "count changed; pass reset=True (or call model.reset()) to start a new stream")
+                "reset=False continues the previous call's stream, but the sample rate, method, dtype, activations "
+                "or channel count changed; pass reset=True (or call model.reset()) to start a new stream")
         stream = self._stream
         if self._warmup_due and (inp.shape[1] or self.network.input_size == 1):
             # the knobs keep their values at the first sample during the warm-up: for an empty x, the next call's

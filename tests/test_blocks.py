@@ -46,6 +46,9 @@ def test_reset_false_rejects_a_changed_stream():
     model.process(np.zeros(10), 48000)
     with pytest.raises(nbrnn.ArgumentError, match="reset=True"):
         model.process(np.zeros(10), 96000, reset=False)
+    model.process(np.zeros(10), 48000)
+    with pytest.raises(nbrnn.ArgumentError, match="sample rate, method, dtype, activations or channel count changed"):
+        model.process(np.zeros(10), 48000, reset=False, activations="fast")
 
 
 def test_warmup_equals_processing_silence_first():
