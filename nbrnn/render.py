@@ -167,6 +167,14 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     """
     import soundfile as sf
 
+    for name, path in (("input_path", input_path), ("output_path", output_path), ("control_path", control_path)):
+        if not isinstance(path, (str, os.PathLike)) and not (path is None and name == "control_path"):
+            raise ArgumentError(f"Argument '{name}' must be a file path (str or path-like), not {type(path).__name__}")
+    if not isinstance(model, Model):
+        raise ArgumentError(f"Argument 'model' must be an nbrnn Model (nbrnn.load(path) reads a model file), "
+                            f"not {type(model).__name__}")
+    if subtype is not None and not isinstance(subtype, str):
+        raise ArgumentError(f"Argument 'subtype' must be a soundfile subtype name such as 'PCM_24', not {subtype!r}")
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
         raise ArgumentError(f"Argument 'block_size' must be an integer from 1 to {1 << 24}, not {block_size!r}")
     out = check_destination(output_path, [("input file", input_path), ("control file", control_path),

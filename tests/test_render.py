@@ -385,3 +385,18 @@ def test_samples_beyond_float32_name_the_frame_and_the_remedy(tmp_path):
     res = _cli("render", tmp_path / "ctrl.wav", tmp_path / "o.wav", "--model", MODEL)
     assert res.returncode == 1 and "input holds a sample of -1e+300 at frame 2" in res.stderr, res.stderr
     assert res.stderr.count("\n") == 1 and not (tmp_path / "o.wav").exists()
+
+
+def test_render_checks_its_arguments(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(100, 1), 48000)
+    model = nbrnn.load(MODEL)
+    cases = [((src, tmp_path / "o.wav", str(MODEL)), {}, r"'model' must be an nbrnn Model .*nbrnn.load.*, not str"),
+             ((src, tmp_path / "o.wav", model), {"subtype": 16}, "'subtype' must be a soundfile subtype name.*16"),
+             ((None, tmp_path / "o.wav", model), {}, "'input_path' must be a file path .*, not NoneType"),
+             ((src, b"o.wav", model), {}, "'output_path' must be a file path .*, not bytes"),
+             ((src, tmp_path / "o.wav", model), {"control_path": 3}, "'control_path' must be a file path .*, not int")]
+    for args, kw, match in cases:
+        with pytest.raises(nbrnn.ArgumentError, match=match):
+            render(*args, progress=False, **kw)
+    assert _leftovers(tmp_path) == []
