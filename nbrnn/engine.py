@@ -20,7 +20,7 @@ import numpy as np
 from . import _kernels
 from .adapt import KIND_ALLPASS, Plan
 from .errors import ArgumentError, AudioError, UnstableError
-from .network import CELL_GATES, Dense, Network
+from .network import CELL_GATES, Dense, Network, check_state
 
 _KIND = {"lstm": _kernels.LSTM, "gru": _kernels.GRU, "rnn_tanh": _kernels.RNN_TANH, "rnn_relu": _kernels.RNN_RELU}
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -607,7 +607,8 @@ class Stream:
                 and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 
     def reset(self, state: np.ndarray | None = None) -> None:
-        """Return to the model's initial state (or to ``state``: one recurrent state vector per channel)."""
+        """Return to the model's initial state (or to ``state``: one recurrent state vector, or one per channel)."""
+        state = check_state(state, self.packed.initial_state.size, self.channels, self.dtype)
         s0 = self.packed.initial_state if state is None else state
         s = self.packed.initial_state.size
         depth = self.plan.depth

@@ -368,8 +368,6 @@ def test_stream_states_are_checked(state, match):
     assert check_state(None, 16, 2, np.float32) is None
 
 
-@pytest.mark.xfail(reason="engine.Stream.reset does not call network.check_state yet", raises=ValueError,
-                   strict=False)
 def test_stream_reset_checks_its_state():
     model = nbrnn.load_default()  # 16 state values
     stream = model.stream(48000, channels=2)
