@@ -120,7 +120,8 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
     _print_tables(rows, trained, log)
     _write_csv(rows, os.path.join(out_dir, "snr.csv"))
     plot = _plot(rows, trained, os.path.join(out_dir, "demo.png"))
-    print(f"\nwrote {len(os.listdir(out_dir))} files to {os.path.abspath(out_dir)}"
+    written = sum(os.path.exists(os.path.join(out_dir, name)) for name in output_names())
+    print(f"\nwrote {written} files to {os.path.abspath(out_dir)}"
           f"{'' if plot else ' (no plot: pip install matplotlib)'} in {time.perf_counter() - started:.1f} s",
           file=log)
     return {"rows": rows, "out": out_dir}

@@ -23,6 +23,7 @@ def test_demo_table_is_plausible(tmp_path):
     log = io.StringIO()
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "snr.csv").write_text("an earlier run")
+    (tmp_path / "demo" / "notes.txt").write_text("the user's, not counted among the files the demo wrote")
     result = run_demo(str(tmp_path / "demo"), seconds=0.4, stream=log, overwrite=True)
     rows = {(r["rate"], r["method"]): r for r in result["rows"]}
     for rate in (96000, 192000):  # integer ratios: the delay methods are bit-exact
@@ -35,7 +36,8 @@ def test_demo_table_is_plausible(tmp_path):
     assert rows[(44100, "linear")]["vs_model"] is None  # refused below the trained rate
     text = log.getvalue()
     assert "SNR (dB) against the true circuit" in text and "exact" in text and "refused" in text
-    names = {p.name for p in (tmp_path / "demo").iterdir()}
+    names = {p.name for p in (tmp_path / "demo").iterdir()} - {"notes.txt"}
+    assert f"wrote {len(names)} files to" in text
     assert {"snr.csv", "input_96000.wav", "cubic_192000.wav", "circuit_44100.wav"} <= names
     from nbrnn.demo import output_names
 
