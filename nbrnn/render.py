@@ -211,7 +211,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                                 f"(--cond {names[0]}=0.5) or a control file (--control)")
         stream = model.stream(rate, channels=channels, method=method, dtype=dtype, activations=activations,
                               **options)
-        consts = _constant_knobs(model, cond) if (names and control is None) else None
+        consts = _constant_knobs(model, cond, dtype) if (names and control is None) else None
         meter = Progress(frames / rate, enabled=progress)
         clipped = 0
         started = time.perf_counter()
@@ -276,15 +276,23 @@ def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np
     return inp
 
 
-def _constant_knobs(model: Model, cond) -> np.ndarray:
-    """``cond`` as one finite real number per conditioning input, checked once before anything is rendered."""
+def _constant_knobs(model: Model, cond, dtype) -> np.ndarray:
+    """``cond`` as one finite real number per conditioning input that ``dtype`` holds, checked once before anything
+    is rendered."""
     values = model._cond_values(cond)
     for name, value in zip(model.conditioning_names, values):
         arr, _ = real_array(value)
         if arr is None or arr.ndim != 0 or not np.isfinite(arr):
             raise ArgumentError(f"conditioning value for {name!r} must be one finite real number when rendering "
                                 f"(use a control file for signals), not {value!r}")
-    return np.array(values, dtype=np.float64)
+    knobs = np.array(values, dtype=np.float64)
+    dt = np.dtype(dtype)
+    where = beyond_range(knobs, dt)
+    if where is not None:
+        raise ArgumentError(f"conditioning value for {model.conditioning_names[where[0]]!r} is {knobs[where]:.6g}, "
+                            f"beyond {dt.name}'s range (±{float(np.finfo(dt).max):.3g}); render with dtype='float64' "
+                            f"(--dtype float64)")
+    return knobs
 
 
 __all__ = ["render", "Progress", "NbrnnError"]

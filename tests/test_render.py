@@ -382,6 +382,10 @@ def test_samples_beyond_float32_name_the_frame_and_the_remedy(tmp_path):
         sf.write(src, np.zeros(4), 48000, subtype="DOUBLE")
         with pytest.raises(nbrnn.AudioError, match="control file holds values beyond float32's range near frame 2"):
             render(src, tmp_path / "o.wav", nbrnn.load(COND_MODEL), control_path=ctrl, block_size=2, progress=False)
+        knob = nbrnn.load(COND_MODEL).conditioning_names[0]
+        with pytest.raises(nbrnn.ArgumentError, match=rf"conditioning value for '{knob}' is -1e\+300, beyond "
+                                                      r"float32's range .*--dtype float64"):
+            render(src, tmp_path / "o.wav", nbrnn.load(COND_MODEL), cond=[-1e300], progress=False)
     res = _cli("render", tmp_path / "ctrl.wav", tmp_path / "o.wav", "--model", MODEL)
     assert res.returncode == 1 and "input holds a sample of -1e+300 at frame 2" in res.stderr, res.stderr
     assert res.stderr.count("\n") == 1 and not (tmp_path / "o.wav").exists()
