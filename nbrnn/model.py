@@ -335,7 +335,8 @@ class Model:
                 "or channel count changed; pass reset=True (or call model.reset()) to start a new stream")
         stream = self._stream
         if self._warmup_due and (inp.shape[1] or self.network.input_size == 1):
-            # the knobs keep their values at the first sample during the warm-up: for an empty x, the next call's
+            # the knobs keep their values at the first sample during the warm-up, so a conditioned model given an
+            # empty x warms up at the next call, before its first sample
             self._warm(stream, inp, self._warmup_due)
             self._warmup_due = 0.0
         if not stream.streams_exactly:

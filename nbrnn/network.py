@@ -132,6 +132,10 @@ class Dense:
     def output_size(self) -> int:
         return self.weight.shape[0]
 
+    @property
+    def parameter_count(self) -> int:
+        return int(self.weight.size + self.bias.size)
+
     def describe(self) -> str:
         act = "" if self.activation == "linear" else f", {self.activation}"
         return f"Dense {self.input_size}->{self.output_size}{act}"
@@ -219,6 +223,10 @@ class Recurrent:
     @property
     def initial_state(self) -> np.ndarray:
         return np.concatenate([self.h0, self.c0]) if self.cell == "lstm" else self.h0.copy()
+
+    @property
+    def parameter_count(self) -> int:
+        return int(self.weight_ih.size + self.weight_hh.size + self.bias_ih.size + self.bias_hh.size)
 
     def describe(self) -> str:
         name = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN(tanh)", "rnn_relu": "RNN(relu)"}[self.cell]
@@ -312,13 +320,7 @@ class Network:
 
     @property
     def parameter_count(self) -> int:
-        count = 0
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                count += layer.weight.size + layer.bias.size
-            else:
-                count += layer.weight_ih.size + layer.weight_hh.size + layer.bias_ih.size + layer.bias_hh.size
-        return int(count)
+        return sum(layer.parameter_count for layer in self.layers)
 
     def with_trained_rate(self, rate: float, source: str = "caller") -> "Network":
         """Return a copy that declares another trained sample rate."""

@@ -70,8 +70,7 @@ def from_json(obj: dict, source: str) -> Network:
                 layers[-1] = Dense(layers[-1].weight, layers[-1].bias, act)
             else:  # after a recurrent layer (or a non-linear dense): an exact identity dense carries it
                 # width x width values the file does not hold: the network's bounds are checked before they exist
-                held = sum(layer.weight.size + layer.bias.size if isinstance(layer, Dense) else
-                           layer.weight_ih.size + layer.weight_hh.size + 2 * layer.bias_ih.size for layer in layers)
+                held = sum(layer.parameter_count for layer in layers)
                 check_size(len(layers) + 1, held + width * (width + 1),
                            f"{source}: {where} needs a {width}x{width} identity layer, which would give the network")
                 layers.append(Dense(np.eye(width), np.zeros(width), act))
