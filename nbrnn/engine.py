@@ -137,6 +137,14 @@ class _Arena:
         return self.block[start:start + n].reshape(shape)
 
 
+def _chunk(default: int | None, per_sample: int, itemsize: int) -> int | None:
+    """Samples per chunk: ``default`` (None: no chunks), shortened so that the chunk buffers, ``per_sample``
+    values per sample, stay within CHUNK_BYTES."""
+    if default is None:
+        return None
+    return max(MIN_CHUNK, min(default, CHUNK_BYTES // max(1, per_sample * itemsize)))
+
+
 def pack(network: Network, dtype, specialise: bool = True) -> Packed:
     """Lay ``network`` out as (table, params) for the kernels, cast to ``dtype``.
 
@@ -227,6 +235,11 @@ STACK_CHUNK = 1024
 #: larger, because each chunk costs a few microseconds of calls (KlonCentaur, GRU 8 behind a dense layer: 10 %
 #: faster than with 1024).
 PASS_CHUNK = 4096
+#: Bytes the chunk buffers of one stream may take, all channels together: wide layers or many channels get
+#: chunks shorter than the two above (never shorter than MIN_CHUNK), so that memory does not grow with
+#: channels x chunk x width unchecked (a stack of wide dense layers on 8 channels asked for 13 GB).
+CHUNK_BYTES = 64 << 20
+MIN_CHUNK = 16
 
 # Gate blocks whose rows are pre-scaled by 1/2 (sigmoid gates: sigmoid(x) = tanh(x/2)/2 + 1/2).
 _HALVED = {"lstm": (True, True, False, True), "gru": (True, True, False), "rnn_tanh": (False,),
@@ -550,7 +563,11 @@ class Stream:
             self.tiles = [_tiles(layer, dt) for layer in stack.layers]
         self.pos = 0
         passes = [stage for layer in stack.layers for stage in layer.before] + list(stack.tail)
-        self.chunk = STACK_CHUNK if len(stack.layers) > 1 else PASS_CHUNK if passes else None
+        passed_on = stack.layers if stack.tail else stack.layers[:-1]
+        widest = max([max(stage.weight.shape) for stage in passes], default=0)
+        self.chunk = _chunk(STACK_CHUNK if len(stack.layers) > 1 else PASS_CHUNK if passes else None,
+                            c * (sum(layer.padded for layer in passed_on) + sum(stage.bias.size for stage in passes))
+                            + 2 * widest, dt.itemsize)
 
         # Weights, scratch and state of the stream in one block, in a fixed order: where the arrays sit
         # relative to each other decides how often a load is held up behind an unrelated store to an
@@ -566,10 +583,8 @@ class Stream:
             while (rows * layer.state * dt.itemsize) % 64:  # every channel on a 64-byte boundary
                 rows += 1
             rings.append(arena.add((c, rows, layer.state)))
-        passed_on = stack.layers if stack.tail else stack.layers[:-1]
         seq = [arena.add((c, self.chunk, layer.padded)) for layer in passed_on]
         dense_out = [arena.add((c, self.chunk, stage.bias.size)) for stage in passes]
-        widest = max([max(stage.weight.shape) for stage in passes], default=0)
         transposed = arena.add((2, widest, self.chunk or 1))  # the dense passes' scratch
         nothing = arena.add((c, 1, 1))  # stands for the output a layer does not write
         arena.allocate()

@@ -529,6 +529,42 @@ def test_dense_passes_are_bit_exact_in_blocks_and_channels(name, activations):
         assert np.array_equal(run(x[c:c + 1], 1, n)[0], whole[c]), f"channel {c}"
 
 
+def _chunk_bytes(stream):
+    """Bytes of a stream's chunk buffers: the states passed on, the dense passes' outputs and their scratch."""
+    passes = [buffer for stages in (*stream.before, stream.tail) for _, buffer in stages]
+    return sum(a.nbytes for a in (*stream.seq, *passes, stream.transposed))
+
+
+def test_wide_layers_and_many_channels_get_shorter_chunks():
+    """The chunk buffers grew as channels x 4096 x width: five dense layers of 256 in front of a GRU on eight
+    channels asked for 380 MB (a stack of 200 such layers, 13 GB); now they stay within CHUNK_BYTES."""
+    network = _random_network([("dense_tanh", 256)] * 5 + [("gru", 8), ("dense", 1)], seed=3)
+    plan = make_plan(48000, 48000, method="naive")
+    stream = engine.Stream(engine.pack(network, "float64"), plan, 8, 48000, 48000)
+    assert engine.MIN_CHUNK <= stream.chunk < engine.PASS_CHUNK
+    assert 0.5 * engine.CHUNK_BYTES < _chunk_bytes(stream) <= engine.CHUNK_BYTES
+    small = engine.Stream(engine.pack(network, "float64"), plan, 1, 48000, 48000)  # one channel: the full chunk
+    assert small.chunk == engine.PASS_CHUNK
+
+
+@pytest.mark.parametrize("name", ["three layers", *sorted(DENSE_NETWORKS)])
+def test_short_chunks_give_the_same_bits(name, monkeypatch):
+    """float32: a stream whose chunks CHUNK_BYTES cut short gives the bits of the full chunks."""
+    if name == "three layers":
+        layers, inputs, skip = [("gru", 5), ("rnn_tanh", 7), ("lstm", 4), ("dense", 3)], 1, 0
+    else:
+        layers, inputs, skip = DENSE_NETWORKS[name]
+    network = dataclasses.replace(_random_network(layers, seed=7, inputs=inputs), skip=skip)
+    plan = make_plan(48000, 52000, method="lagrange")
+    x = np.sin(np.arange(2 * 2500 * inputs).reshape(2, 2500, inputs) * 0.043 + np.arange(inputs)).astype(np.float32)
+    full = engine.Stream(engine.pack(network, "float32"), plan, 2, 52000, 48000)
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 1)
+    short = engine.Stream(engine.pack(network, "float32"), plan, 2, 52000, 48000)
+    assert short.chunk == engine.MIN_CHUNK < full.chunk
+    assert np.array_equal(short.feed(x[:, :777]), full.feed(x[:, :777]))
+    assert np.array_equal(short.feed(x[:, 777:]), full.feed(x[:, 777:]))
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_table_driven_sigmoid_of_large_negative_gates_in_float32(cell):
     """Gate pre-activations below -88 overflowed exp() in float32, which the table-driven kernel's fastmath
