@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", default=None, metavar="FILE",
                    help="audio file whose channels are time-varying conditioning signals")
     p.add_argument("--subtype", default=None, help="output subtype, e.g. FLOAT, PCM_24 (default: FLOAT where the "
-                   "format has it, else the format's own: PCM_16 for FLAC, VORBIS for Ogg)")
+                   "format has it, else the format's own: PCM_16 for FLAC, VORBIS for .ogg, OPUS for .opus)")
     p.add_argument("--block-size", type=int, default=1 << 16, help="frames per processing block")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (never IN)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")

@@ -80,7 +80,12 @@ def _output_format(out: str, subtype: str | None):
 
     ext = os.path.splitext(out)[1].lstrip(".").upper()
     formats = sf.available_formats()
-    fmt = {"AIF": "AIFF", "OGA": "OGG"}.get(ext, ext)
+    fmt = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG"}.get(ext, ext)
+    if ext == "OPUS":  # Ogg Opus: an Ogg container whose only valid subtype is OPUS
+        if subtype is not None and subtype.upper() != "OPUS":
+            raise ArgumentError(f"Argument 'subtype' {subtype!r} is not valid for .opus files, which hold Opus only "
+                                f"(for Vorbis use .ogg)")
+        subtype = "OPUS"
     if fmt not in formats:
         raise OutputError(f"output '{out}': unknown audio file extension '.{ext.lower()}' "
                           f"(use one of .wav, .flac, .aiff, .ogg, ...)")

@@ -290,6 +290,23 @@ def test_ogg_rates_and_channels_the_encoders_cannot_take_are_refused(tmp_path):
     assert _leftovers(tmp_path) == ["half.npz", "out.ogg"]
 
 
+def test_opus_extension_writes_ogg_opus(tmp_path):
+    """.opus was refused as an unknown extension; it is Ogg Opus (with Opus's rates), and Opus only."""
+    model = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.0]),)))
+    src = tmp_path / "in.wav"
+    sf.write(src, np.zeros(480), 44100, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match="Ogg Opus holds only the sample rates"):
+        render(src, tmp_path / "out.opus", model, progress=False)
+    sf.write(src, 0.5 * np.sin(np.arange(4800) * 0.05), 48000, subtype="FLOAT")
+    with pytest.raises(nbrnn.ArgumentError, match="'vorbis' is not valid for .opus files"):
+        render(src, tmp_path / "out.opus", model, subtype="vorbis", progress=False)
+    assert _leftovers(tmp_path) == []
+    render(src, tmp_path / "out.opus", model, progress=False)
+    info = sf.info(tmp_path / "out.opus")
+    assert (info.format, info.subtype, info.samplerate) == ("OGG", "OPUS", 48000)
+    assert _leftovers(tmp_path) == ["out.opus"]
+
+
 def test_cli_stopped_by_sigterm_leaves_no_file(tmp_path):
     import signal
     import time
