@@ -39,7 +39,7 @@ import zipfile
 import numpy as np
 
 from ..errors import ModelFormatError, NbrnnError, UnsafeModelError
-from ._common import MAX_FILE_BYTES, read_bytes
+from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, read_bytes
 
 __all__ = ["read_torch_checkpoint", "STATE_DICT_KEYS", "MAX_FILE_BYTES"]
 
@@ -697,6 +697,10 @@ def _build_array(name: str, ref: _TensorRef, storage_bytes, source: str) -> np.n
     numel = math.prod(size)
     np_dtype = dtype.np_dtype if byteorder == "little" else dtype.np_dtype.newbyteorder(">")
     if numel == 0:
+        # no values whatever the other dimensions say, but numpy refuses shapes they multiply beyond its range
+        if math.prod(d for d in size if d) > MAX_TENSOR_VALUES:
+            raise ModelFormatError(f"cannot read '{source}': tensor '{_plain(name)}' has size {size}; its non-zero "
+                                   f"dimensions may multiply to at most {MAX_TENSOR_VALUES} values")
         arr = np.zeros(size, dtype=np_dtype.newbyteorder("="))
     else:
         last = ref.offset + sum((s - 1) * st for s, st in zip(size, ref.stride))
