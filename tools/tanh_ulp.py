@@ -30,38 +30,43 @@ def _run(x, fast):
     return out
 
 
+class _Tally:
+    """The largest error seen, where, and a histogram of every error."""
+
+    def __init__(self):
+        self.worst, self.where, self.hist = 0.0, 0.0, np.zeros(len(BINS) - 1, np.int64)
+
+    def add(self, err, x):
+        i = int(np.argmax(err))
+        if err[i] > self.worst:
+            self.worst, self.where = float(err[i]), float(x[i])
+        self.hist += np.histogram(err, BINS)[0]
+
+
 def float32_scan():
     """(max ulp, its x, histogram) of the accurate path and the fast path's max absolute error."""
     top = int(np.array(9.2, np.float32).view(np.int32))
     step = 1 << 24
-    worst, where, abs_fast, hist = 0.0, 0.0, 0.0, np.zeros(len(BINS) - 1, np.int64)
+    tally, abs_fast = _Tally(), 0.0
     for start in range(0, top, step):
         x = np.arange(start, min(start + step, top), dtype=np.int32).view(np.float32)
         ref = np.tanh(x.astype(np.float64))
         ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
-        err = np.abs(_run(x, 0) - ref) / ulp
-        i = int(np.argmax(err))
-        if err[i] > worst:
-            worst, where = float(err[i]), float(x[i])
-        hist += np.histogram(err, BINS)[0]
+        tally.add(np.abs(_run(x, 0) - ref) / ulp, x)
         abs_fast = max(abs_fast, float(np.max(np.abs(_run(x, 1) - ref))))
-    return worst, where, hist, abs_fast
+    return tally.worst, tally.where, tally.hist, abs_fast
 
 
 def float64_samples(millions, seed=1):
     rng = np.random.default_rng(seed)
-    worst, where, hist = 0.0, 0.0, np.zeros(len(BINS) - 1, np.int64)
+    tally = _Tally()
     for _ in range(max(1, millions // 6)):
         x = np.concatenate([10 ** rng.uniform(-9, np.log10(21), 2_000_000), rng.uniform(0, 21, 2_000_000),
                             rng.uniform(0, 0.4, 2_000_000)])
         ref = np.tanh(x.astype(np.longdouble))
         ulp = np.spacing(ref.astype(np.float64)).astype(np.longdouble)
-        err = (np.abs(_run(x, 0).astype(np.longdouble) - ref) / ulp).astype(np.float64)
-        i = int(np.argmax(err))
-        if err[i] > worst:
-            worst, where = float(err[i]), float(x[i])
-        hist += np.histogram(err, BINS)[0]
-    return worst, where, hist
+        tally.add((np.abs(_run(x, 0).astype(np.longdouble) - ref) / ulp).astype(np.float64), x)
+    return tally.worst, tally.where, tally.hist
 
 
 def main(argv=None):
