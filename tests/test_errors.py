@@ -1,6 +1,7 @@
 """Bad input gets one clear NbrnnError naming the argument, the constraint and the value."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -320,6 +321,18 @@ def test_stream_feed_checks_its_block(model):
                          (np.full((2, 4, 1), np.nan), nbrnn.AudioError)):
         with pytest.raises(error, match="Stream.feed"):
             stream.feed(block)
+
+
+def test_stream_feed_takes_large_finite_values_without_a_warning():
+    """The NaN/Inf test summed the block first, which overflowed for values near float32's limit: a spurious
+    RuntimeWarning, an exception under -W error."""
+    skip = nbrnn.Model(nbrnn.Network((nbrnn.Recurrent("gru", np.full((3, 1), 0.1), np.zeros((3, 1)), np.zeros(3),
+                                                      np.zeros(3)), nbrnn.Dense([[1.0]], [0.0])), skip=1))
+    stream = skip.stream(44100, dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = stream.feed(np.full((1, 4, 1), 3e38, np.float32))
+    assert np.all(np.isfinite(y))
 
 
 def test_long_warmup_runs_in_blocks_with_the_same_bits(model):
