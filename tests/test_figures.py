@@ -41,6 +41,22 @@ def test_import_does_not_load_matplotlib():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+def test_shared_folder_beside_the_checkout_run_from(tmp_path, monkeypatch):
+    """A package installed into a virtual environment (pip install ., the README's first command) has its
+    root in site-packages: ../shared beside the checkout it is run from was not found."""
+    (tmp_path / "shared" / "models").mkdir(parents=True)
+    (tmp_path / "nbrnn").mkdir()
+    monkeypatch.delenv("NBRNN_SHARED", raising=False)
+    monkeypatch.setattr(sources, "REPO_ROOT", tmp_path / "venv" / "lib" / "site-packages")
+    monkeypatch.chdir(tmp_path / "nbrnn")
+    assert sources.shared_dir() == tmp_path / "shared"
+    monkeypatch.chdir(tmp_path)  # no ../shared here, nor beside the package
+    assert sources.shared_dir() is None
+    monkeypatch.setenv("NBRNN_SHARED", str(tmp_path / "elsewhere"))  # set: the only place looked at
+    monkeypatch.chdir(tmp_path / "nbrnn")
+    assert sources.shared_dir() is None
+
+
 def test_snr_and_pooling():
     assert snr_db(1.0, 0.01) == pytest.approx(20.0)
     assert snr_db(1.0, 0.0) == math.inf and snr_db(1.0, math.inf) == -math.inf

@@ -3,7 +3,9 @@
 The third-party data (models trained elsewhere, the papers' audio and
 published numbers) is never part of the repository.  It is found at
 ``$NBRNN_SHARED`` or, when that variable is unset, at ``../shared`` beside the
-repository root; figures that need it are skipped when it is absent.
+repository root (of the checkout the package runs from, else of the current
+directory: a package installed into a virtual environment and run from its
+checkout); figures that need it are skipped when it is absent.
 
 Models and inputs are described by small frozen specs (:class:`ModelSpec`,
 :class:`InputSpec`) so that a parallel task can be a pure function of its
@@ -60,11 +62,12 @@ def shared_dir() -> Path | None:
     """The shared data folder, or None when it is absent.
 
     ``$NBRNN_SHARED`` when set (an empty or missing folder counts as absent),
-    else ``../shared`` beside the repository root.
+    else ``../shared`` beside the repository root: the checkout the package runs from (an editable install),
+    else the current directory (an installed package run from its checkout).
     """
     env = os.environ.get("NBRNN_SHARED")
-    path = Path(env) if env else REPO_ROOT.parent / "shared"
-    return path if (path / "models").is_dir() else None
+    paths = [Path(env)] if env else [REPO_ROOT.parent / "shared", Path.cwd().parent / "shared"]
+    return next((path for path in paths if (path / "models").is_dir()), None)
 
 
 @dataclasses.dataclass(frozen=True)
