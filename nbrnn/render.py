@@ -53,6 +53,10 @@ class Progress:
 def _open_input(path):
     import soundfile as sf
 
+    if not os.path.exists(path):  # libsndfile would say only "System error"
+        raise AudioError(f"input file '{path}' does not exist")
+    if os.path.isdir(path):
+        raise AudioError(f"input file '{path}' is a folder, not an audio file")
     try:
         return sf.SoundFile(os.fspath(path))
     except FileNotFoundError:
@@ -108,10 +112,15 @@ MAX_VORBIS_RATE = 200000
 #: recognised"); checked up front too, so that the message says what the format holds.
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 MAX_OPUS_CHANNELS = 255
+#: The most channels of the formats that hold fewer than the input may have (libsndfile: "Format not recognised").
+MAX_CHANNELS = {"FLAC": 8, "MP3": 2}
 
 
-def _check_output_limits(out: str, rate: int, channels: int, subtype: str) -> None:
-    """Refuse what the Ogg encoders cannot take, before libsndfile crashes on it or fails obscurely."""
+def _check_output_limits(out: str, rate: int, channels: int, fmt: str, subtype: str) -> None:
+    """Refuse what the encoders cannot take, before libsndfile crashes on it or fails obscurely."""
+    if channels > MAX_CHANNELS.get(fmt, channels):
+        raise OutputError(f"output '{out}': {fmt} holds at most {MAX_CHANNELS[fmt]} channels, the input has "
+                          f"{channels}; use .wav, .w64 or .caf")
     if subtype == "VORBIS" and channels > MAX_VORBIS_CHANNELS:
         raise OutputError(f"output '{out}': Ogg Vorbis holds at most {MAX_VORBIS_CHANNELS} channels, the input has "
                           f"{channels}; use .wav, .w64 or .caf")
@@ -181,14 +190,15 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     if subtype is not None and not isinstance(subtype, str):
         raise ArgumentError(f"Argument 'subtype' must be a soundfile subtype name such as 'PCM_24', not {subtype!r}")
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
-        raise ArgumentError(f"Argument 'block_size' must be an integer from 1 to {1 << 24}, not {block_size!r}")
+        raise ArgumentError(f"Argument 'block_size' (--block-size) must be an integer from 1 to {1 << 24}, "
+                            f"not {block_size!r}")
     out = check_destination(output_path, [("input file", input_path), ("control file", control_path),
                                           ("model file", model.network.source)], overwrite)
     fmt, subtype = _output_format(out, subtype)
     with _open_input(input_path) as src:
         rate = check_rate(float(src.samplerate), "input sample rate")
         channels, frames = src.channels, src.frames
-        _check_output_limits(out, src.samplerate, channels, subtype)
+        _check_output_limits(out, src.samplerate, channels, fmt, subtype)
         control = None
         names = model.conditioning_names
         cond = None if no_conditioning(cond) else cond  # as Model.inputs takes it

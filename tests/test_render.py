@@ -254,8 +254,14 @@ def test_what_libsndfile_cannot_write_is_one_error_and_no_file(tmp_path):
     with pytest.raises(nbrnn.OutputError, match="at most 255 channels"):  # the Vorbis encoder would crash
         render(src, tmp_path / "out.ogg", model, progress=False)
     sf.write(src, np.zeros((50, 9)), 44100, subtype="FLOAT")
-    with pytest.raises(nbrnn.OutputError, match="cannot write 9 channel"):
-        render(src, tmp_path / "out.flac", model, progress=False)
+    with pytest.raises(nbrnn.OutputError, match="FLAC holds at most 8 channels, the input has 9"):
+        render(src, tmp_path / "out.flac", model, progress=False)  # libsndfile: "Format not recognised"
+    with pytest.raises(nbrnn.OutputError, match="MP3 holds at most 2 channels, the input has 9"):
+        render(src, tmp_path / "out.mp3", model, progress=False)
+    with pytest.raises(nbrnn.AudioError, match="input file '.*nothing.wav' does not exist"):
+        render(tmp_path / "nothing.wav", tmp_path / "out.wav", model, progress=False)  # libsndfile: "System error"
+    with pytest.raises(nbrnn.AudioError, match="is a folder, not an audio file"):
+        render(tmp_path, tmp_path / "out.wav", model, progress=False)
     with pytest.raises(nbrnn.OutputError, match=r"does not write Sound Designer II \(.sd2\) files"):
         render(src, tmp_path / "out.sd2", model, progress=False)  # header in ._<name>: a stray file, unreadable audio
     assert _leftovers(tmp_path) == []
@@ -288,6 +294,17 @@ def test_ogg_rates_and_channels_the_encoders_cannot_take_are_refused(tmp_path):
     render(src, tmp_path / "out.ogg", half, subtype="OPUS", progress=False)
     assert sf.info(tmp_path / "out.ogg").subtype == "OPUS"
     assert _leftovers(tmp_path) == ["half.npz", "out.ogg"]
+
+
+def test_cli_errors_name_the_cli_arguments(tmp_path):
+    model = tmp_path / "half.npz"
+    nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.0]),))).save(model)
+    sf.write(tmp_path / "in.wav", np.zeros(480), 48000, subtype="FLOAT")
+    res = _cli("render", tmp_path / "in.wav", tmp_path / "out.wav", "--model", model, "--block-size", "0")
+    assert res.returncode == 1 and "(--block-size) must be an integer from 1" in res.stderr, res.stderr
+    res = _cli("export", model, tmp_path / "half.json")
+    assert res.returncode == 1 and "'path' (OUT of nbrnn export) must end in .npz" in res.stderr, res.stderr
+    assert _leftovers(tmp_path) == ["half.npz"]
 
 
 def test_opus_extension_writes_ogg_opus(tmp_path):

@@ -214,7 +214,8 @@ def export(network: Network, path, *, overwrite: bool = False) -> None:
     target = os.fspath(path)
     suffix = os.path.splitext(target)[1].lower()
     if suffix not in (".npz", ".safetensors"):
-        raise ArgumentError(f"Argument 'path' must end in .npz or .safetensors, not {suffix or 'no suffix'!r}")
+        raise ArgumentError(f"Argument 'path' (OUT of nbrnn export) must end in .npz or .safetensors, "
+                            f"not {suffix or 'no suffix'!r}")
     check_destination(target, [("model file", network.source)], overwrite)
     arrays, meta = to_arrays(network)
     if suffix == ".safetensors":
