@@ -25,6 +25,8 @@ ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "elu", "softmax", "selu", "s
 
 #: Where the trained sample rate came from.
 RATE_SOURCES = ("file", "format default", "caller")
+#: The trained rate of a network that does not say (most training code works at 44.1 kHz).
+DEFAULT_TRAINED_RATE = 44100.0
 
 #: Most layers, and most weights and biases in all, a network may have.  Generous (recurrent audio-effect models
 #: hold at most a few hundred thousand parameters in a handful of layers), they keep a small file from making a
@@ -249,9 +251,11 @@ class Network:
     skip : int
         The first ``skip`` input channels are added to the first ``skip`` outputs
         (a residual connection; 0 = none).
-    trained_rate : float
-        The sample rate the model was trained at, in Hz.
-    rate_source : {'file', 'format default', 'caller'}
+    trained_rate : float, optional
+        The sample rate the model was trained at, in Hz (default 44100).
+    rate_source : {'file', 'format default', 'caller'}, optional
+        Where ``trained_rate`` came from; by default 'caller' when ``trained_rate`` is given, else
+        'format default'.
     input_names : tuple of str
         Names of the input channels; channel 0 is the audio, the rest conditioning.
     format : str
@@ -264,8 +268,8 @@ class Network:
 
     layers: tuple
     skip: int = 0
-    trained_rate: float = 44100.0
-    rate_source: str = "format default"
+    trained_rate: float | None = None
+    rate_source: str | None = None
     input_names: tuple = ()
     format: str = "unknown"
     source: str = ""
@@ -294,7 +298,10 @@ class Network:
                 f"skip = {self.skip} adds {self.skip} input channel(s) to the output, but the model has "
                 f"{n_in} input(s) and {layers[-1].output_size} output(s)")
         object.__setattr__(self, "skip", int(self.skip))
-        object.__setattr__(self, "trained_rate", check_rate(self.trained_rate, "trained_rate"))
+        if self.rate_source is None:
+            object.__setattr__(self, "rate_source", "format default" if self.trained_rate is None else "caller")
+        rate = DEFAULT_TRAINED_RATE if self.trained_rate is None else self.trained_rate
+        object.__setattr__(self, "trained_rate", check_rate(rate, "trained_rate"))
         if not is_choice(self.rate_source, RATE_SOURCES):
             raise ArgumentError(f"rate_source must be one of {RATE_SOURCES}, not {self.rate_source!r}")
         if isinstance(self.input_names, str) or not hasattr(self.input_names, "__iter__"):

@@ -30,6 +30,21 @@ def test_round_trip_is_exact(tmp_path, entry, suffix):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_network_from_arrays_says_where_its_rate_came_from(tmp_path, suffix):
+    """A network built with trained_rate= said its rate was the 'format default', also after a save and load."""
+    layers = (nbrnn.Dense([[0.5]], [0.0]),)
+    given = nbrnn.Network(layers, trained_rate=44100.0)
+    assert (given.trained_rate, given.rate_source) == (44100.0, "caller")
+    default = nbrnn.Network(layers)
+    assert (default.trained_rate, default.rate_source) == (44100.0, "format default")
+    assert nbrnn.Network(layers, trained_rate=48000, rate_source="file").rate_source == "file"
+    nbrnn.Model(given).save(tmp_path / f"m{suffix}")
+    back = nbrnn.load(tmp_path / f"m{suffix}")
+    assert (back.trained_rate, back.network.rate_source) == (44100.0, "caller")
+    assert "44100 Hz (caller)" in back.info()
+
+
 def test_nam_prewarm_survives_export(tmp_path):
     path = tmp_path / "nam.safetensors"
     nbrnn.load(GOLDEN / "nam_lstm_l1_h3.nam").save(path)
