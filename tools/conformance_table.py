@@ -6,6 +6,7 @@ Rows: the project's own PyTorch goldens (tests/data/golden), RTNeural's Keras / 
 data, RTNeural's sample-rate-corrected outputs and the article's curves (delayed-state convention).
 """
 
+import argparse
 import gzip
 import json
 import re
@@ -26,7 +27,8 @@ def row(name, errors):
     print(f"| {name} | {cells} |")
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     print("| reference | max abs error float64 | float32 |")
     print("|---|---:|---:|")
     worst = {"float64": 0.0, "float32": 0.0}
