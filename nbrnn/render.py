@@ -50,19 +50,19 @@ class Progress:
         self.stream.flush()
 
 
-def _open_input(path):
+def _open_input(path, what: str = "input file"):
     import soundfile as sf
 
     if not os.path.exists(path):  # libsndfile would say only "System error"
-        raise AudioError(f"input file '{path}' does not exist")
+        raise AudioError(f"{what} '{path}' does not exist")
     if os.path.isdir(path):
-        raise AudioError(f"input file '{path}' is a folder, not an audio file")
+        raise AudioError(f"{what} '{path}' is a folder, not an audio file")
     try:
         return sf.SoundFile(os.fspath(path))
     except FileNotFoundError:
-        raise AudioError(f"input file '{path}' does not exist") from None
+        raise AudioError(f"{what} '{path}' does not exist") from None
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise AudioError(f"input file '{path}' cannot be read as audio: {exc}") from None
+        raise AudioError(f"{what} '{path}' cannot be read as audio: {exc}") from None
 
 
 def _read(f, frames: int, path):
@@ -211,7 +211,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         if control_path is not None:
             if not names:
                 raise ArgumentError("a control file was given but the model has no conditioning inputs")
-            control = _open_input(control_path)
+            control = _open_input(control_path, "control file")
             if control.samplerate != src.samplerate or control.frames != frames:
                 control.close()
                 raise AudioError(f"control file '{control_path}' must match the input's rate and length "

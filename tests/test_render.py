@@ -262,6 +262,9 @@ def test_what_libsndfile_cannot_write_is_one_error_and_no_file(tmp_path):
         render(tmp_path / "nothing.wav", tmp_path / "out.wav", model, progress=False)  # libsndfile: "System error"
     with pytest.raises(nbrnn.AudioError, match="is a folder, not an audio file"):
         render(tmp_path, tmp_path / "out.wav", model, progress=False)
+    with pytest.raises(nbrnn.AudioError, match="control file '.*knobs.wav' does not exist"):
+        render(src, tmp_path / "out.wav", nbrnn.load(COND_MODEL), control_path=tmp_path / "knobs.wav",
+               progress=False)
     with pytest.raises(nbrnn.OutputError, match=r"does not write Sound Designer II \(.sd2\) files"):
         render(src, tmp_path / "out.sd2", model, progress=False)  # header in ._<name>: a stray file, unreadable audio
     assert _leftovers(tmp_path) == []
