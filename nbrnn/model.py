@@ -64,6 +64,11 @@ def beyond_range(values: np.ndarray, dtype: np.dtype):
     return tuple(int(i) for i in np.argwhere(big)[0]) if big.any() else None
 
 
+def range_text(dtype: np.dtype) -> str:
+    """What :func:`beyond_range` checks against, for messages: "float32's range (±3.4e+38)"."""
+    return f"{dtype.name}'s range (±{float(np.finfo(dtype).max):.3g})"
+
+
 class Model:
     """A loaded model that processes audio at any sample rate.
 
@@ -181,7 +186,7 @@ class Model:
         x = check_audio(x)
         where = beyond_range(x, dt)
         if where is not None:
-            raise AudioError(f"Argument 'x' holds values beyond {dt.name}'s range (±{float(np.finfo(dt).max):.3g}), "
+            raise AudioError(f"Argument 'x' holds values beyond {range_text(dt)}, "
                              f"the first {x[where]:.6g} at index {where}; use dtype='float64'")
         audio = x[:, None] if x.ndim == 1 else x
         n, channels = audio.shape
@@ -197,8 +202,8 @@ class Model:
         for i, value in enumerate(values, start=1):
             column = self._cond_column(value, names[i - 1], n, channels)
             if beyond_range(column, dt) is not None:
-                raise ArgumentError(f"conditioning value for {names[i - 1]!r} holds values beyond {dt.name}'s range "
-                                    f"(±{float(np.finfo(dt).max):.3g}); use dtype='float64'")
+                raise ArgumentError(f"conditioning value for {names[i - 1]!r} holds values beyond {range_text(dt)}; "
+                                    f"use dtype='float64'")
             inp[:, :, i] = column
         return inp
 

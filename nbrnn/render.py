@@ -17,7 +17,7 @@ import numpy as np
 
 from ._atomic import atomic_output, check_destination
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError
-from .model import Model, beyond_range, check_rate, no_conditioning
+from .model import Model, beyond_range, check_rate, no_conditioning, range_text
 from .network import real_array
 
 #: Default output subtype: 32-bit float, so nothing above full scale is clipped.
@@ -264,6 +264,10 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
             "format": fmt, "subtype": subtype}
 
 
+def _range_remedy(dt: np.dtype) -> str:
+    return f"{range_text(dt)}; render with dtype='float64' (--dtype float64)"
+
+
 def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np.ndarray:
     """(frames, channels) audio → (channels, frames, inputs) with conditioning."""
     bad = ~np.isfinite(x)
@@ -274,8 +278,7 @@ def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np
     where = beyond_range(x, dt)
     if where is not None:
         raise AudioError(f"input holds a sample of {x[where]:.6g} at frame {offset + where[0]}, channel {where[1]}, "
-                         f"beyond {dt.name}'s range (±{float(np.finfo(dt).max):.3g}); render with dtype='float64' "
-                         f"(--dtype float64)")
+                         f"beyond {_range_remedy(dt)}")
     n, channels = x.shape
     inp = np.empty((channels, n, model.network.input_size), dtype=dtype)
     inp[:, :, 0] = x.T
@@ -305,8 +308,7 @@ def _constant_knobs(model: Model, cond, dtype) -> np.ndarray:
     where = beyond_range(knobs, dt)
     if where is not None:
         raise ArgumentError(f"conditioning value for {model.conditioning_names[where[0]]!r} is {knobs[where]:.6g}, "
-                            f"beyond {dt.name}'s range (±{float(np.finfo(dt).max):.3g}); render with dtype='float64' "
-                            f"(--dtype float64)")
+                            f"beyond {_range_remedy(dt)}")
     return knobs
 
 
