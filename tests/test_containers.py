@@ -79,3 +79,19 @@ def test_npz_never_unpickles(tmp_path):
     np.savez(path, a=np.array([object()], dtype=object))
     with pytest.raises(nbrnn.ModelFormatError, match="npz"):
         nbrnn.load(path)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_load_options_apply_to_containers(tmp_path, suffix):
+    """skip= overrides the file's skip, as it does for the JSON formats; format= insists on its container."""
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    path = tmp_path / f"m{suffix}"
+    model.save(path)
+    assert nbrnn.load(path).network.skip == 1
+    assert nbrnn.load(path, skip=0).network.skip == 0
+    x = np.sin(np.arange(100) * 0.1)
+    np.testing.assert_allclose(nbrnn.load(path, skip=0).process(x, 44100), model.process(x, 44100) - x, atol=1e-15)
+    other = "safetensors" if suffix == ".npz" else "npz"
+    with pytest.raises(nbrnn.ModelFormatError, match=f"was given as format '{other}', but it is"):
+        nbrnn.load(path, format=other)
+    assert nbrnn.load(path, format=suffix[1:]).network.skip == 1

@@ -38,7 +38,7 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
             format is None and _looks_like_safetensors(data)):
         from . import containers
 
-        return containers.read(source, data)
+        return _with_skip(containers.read(source, data, format), skip)
     if format == "torch-checkpoint" or (format is None and not stripped.startswith((b"{", b"["))):
         if format is None and not (data[:4] == _ZIP_MAGIC or data[:1] == b"\x80"):
             raise ModelFormatError(
@@ -59,13 +59,17 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
         if module is torch_json:
             return torch_json.network_from_tensors(obj, source, torch_json.NAME, skip=skip or 0,
                                                    rnn_nonlinearity=rnn_nonlinearity)
-        net = module.from_json(obj, source)
-        if skip is not None:
-            import dataclasses
-
-            net = dataclasses.replace(net, skip=skip)
-        return net
+        return _with_skip(module.from_json(obj, source), skip)
     raise ModelFormatError(f"'{source}' is {_describe_json(obj)}, which no loader accepts: " + "; ".join(rejected))
+
+
+def _with_skip(net: Network, skip: int | None) -> Network:
+    """``net`` with the caller's ``skip`` in place of the file's (None: the file's)."""
+    if skip is None:
+        return net
+    import dataclasses
+
+    return dataclasses.replace(net, skip=skip)
 
 
 def _detect_reason(module) -> str:

@@ -64,9 +64,13 @@ def _read_npz(source: str, data: bytes):
     return arrays, meta
 
 
-def read(source: str, data: bytes) -> Network:
-    """Read an .npz or .safetensors model (either layout)."""
-    if data[:4] == b"PK\x03\x04":
+def read(source: str, data: bytes, format: str | None = None) -> Network:
+    """Read an .npz or .safetensors model (either layout); ``format`` (NPZ or SAFETENSORS) insists on one."""
+    zipped = data[:4] == b"PK\x03\x04"
+    if format is not None and zipped != (format == NPZ):
+        found = "an npz (zip) file" if zipped else "not an npz (zip) file"
+        raise ModelFormatError(f"'{source}' was given as format {format!r}, but it is {found}")
+    if zipped:
         arrays, meta = _read_npz(source, data)
         fmt = NPZ
     else:
