@@ -38,6 +38,8 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
         out = os.path.abspath(os.fspath(output_path))
     except (TypeError, ValueError) as exc:
         raise OutputError(f"output path {output_path!r} is not a usable file name ({exc})") from None
+    if "\0" in out:
+        raise OutputError(f"output path {output_path!r} is not a usable file name (it holds a NUL character)")
     for what, path in protected:
         if path and _same_file(out, os.path.abspath(os.fspath(path))):
             raise OutputError(f"output '{output_path}' is the {what}; nbrnn never overwrites a file it reads")

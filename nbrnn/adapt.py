@@ -96,6 +96,11 @@ class Plan:
                 self.delayed_output, self.oversample, self.resample)
 
 
+def _means_cubic(method) -> bool:
+    """Whether ``method`` is spelled as one of the names of cubic Lagrange (order 3 only)."""
+    return str(method).strip().lower() in ("cubic", "cidl")
+
+
 def lagrange_weights(delta: float, order: int) -> np.ndarray:
     """Lagrange interpolation weights ℓ_m(δ) = Π_{k≠m} (δ−k)/(m−k), m = 0..order.
 
@@ -217,7 +222,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
     fs = check_rate(trained_rate, "trained_rate")
     fs_run = check_rate(sample_rate, "sample_rate")
     name = canonical_method(method)
-    if name == "lagrange" and str(method).strip().lower() in ("cubic", "cidl"):
+    if name == "lagrange" and _means_cubic(method):
         if order not in (None, 3):
             raise ArgumentError(f"method {method!r} means Lagrange order 3; got order={order!r} (use 'lagrange')")
         order = 3
@@ -278,12 +283,17 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         if kernel is None:
             raise ArgumentError("method 'fir' needs Argument 'kernel': the taps k_0..k_M applied to delays 1..M+1")
         try:
-            k = np.asarray(kernel, dtype=np.float64)
+            k = np.asarray(kernel)
+            if k.dtype.kind not in "iuf":
+                raise TypeError
+            k = k.astype(np.float64)
         except (TypeError, ValueError):
-            raise ArgumentError(f"Argument 'kernel' must be a 1-D array of numbers, not {kernel!r}") from None
-        if k.ndim != 1 or k.size == 0 or k.size > MAX_DEPTH or not np.all(np.isfinite(k)):
+            raise ArgumentError(f"Argument 'kernel' must be a 1-D array of real numbers, not {kernel!r}") from None
+        if k.ndim != 1 or k.size == 0 or not np.all(np.isfinite(k)):
             raise ArgumentError(
                 f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not shape {k.shape}")
+        if k.size > MAX_DEPTH:
+            raise ArgumentError(f"Argument 'kernel' may have at most {MAX_DEPTH} taps, not {k.size}")
         return _fir_plan(name, ratio, np.arange(1, k.size + 1), k, delayed, f"FIR kernel of {k.size} taps")
     if name == "allpass":
         if below:
@@ -307,6 +317,10 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
             raise ArgumentError(f"Argument 'inner' must be a delay-line method, not {inner!r}")
         if factor is None:
             factor = max(1, math.ceil(1.0 / ratio - 1e-12))
+            if factor > 64:
+                raise ArgumentError(
+                    f"R = sample_rate/trained_rate = {fs_run:g}/{fs:g} Hz = {ratio:.6g} would need oversampling by "
+                    f"{factor}, more than 64: use method 'resample'")
         if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or not 1 <= factor <= 64:
             raise ArgumentError(f"Argument 'factor' must be an integer from 1 to 64, not {factor!r}")
         if factor * ratio < 1.0 - 1e-12:
@@ -315,6 +329,9 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         if inner_order is not None and inner_name not in OPTION_METHODS["order"]:
             raise ArgumentError(f"Argument 'inner_order' applies to inner methods 'lagrange' and 'minimax', "
                                 f"not to {inner!r}")
+        if inner is not None and _means_cubic(inner) and inner_order not in (None, 3):
+            raise ArgumentError(f"inner={inner!r} means Lagrange order 3; got inner_order={inner_order!r} "
+                                f"(use inner='lagrange')")
         core = make_plan(fs, fs_run * factor, inner_name, output=output, order=inner_order)
         return dataclasses.replace(
             core, method=name, oversample=int(factor),

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import _kernels
-from .adapt import KIND_ALLPASS, Plan
+from .adapt import KIND_ALLPASS, KIND_FIR, Plan
 from .errors import ArgumentError, AudioError, UnstableError
 from .network import CELL_GATES, Dense, Network, check_state
 
@@ -28,6 +28,9 @@ ACTIVATION_PATHS = ("accurate", "fast")
 
 #: Largest numerator/denominator of a rate ratio the polyphase resampler accepts.
 MAX_POLYPHASE_FACTOR = 4096
+#: A recurrent state beyond this (float32's largest value) has diverged, in either dtype: an LSTM's cell state
+#: grows by at most 1 per sample in a stable loop.  Checked after every block, as the output's finiteness is.
+STATE_LIMIT = float(np.finfo(np.float32).max)
 
 
 def check_dtype(dtype) -> np.dtype:
@@ -38,7 +41,7 @@ def check_dtype(dtype) -> np.dtype:
         dt = None
     if dt is None or dt.name not in DTYPES:
         raise ArgumentError(f"Argument 'dtype' must be 'float32' or 'float64', not {dtype!r}")
-    return dt
+    return np.dtype(dt.name)  # native byte order ('>f8' is float64 too)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -475,6 +478,20 @@ class PolyphaseStage:
         return self._rows(last)
 
 
+def unadapted(plan) -> bool:
+    """Whether ``plan`` leaves the model's feedback loop as trained (one tap, a delay of one sample)."""
+    return plan.kind == KIND_FIR and plan.tap_delay.tolist() == [1] and plan.tap_weight.tolist() == [1.0]
+
+
+def divergence(plan) -> str:
+    """Why a run with ``plan`` diverged and what to try, for the end of an error message."""
+    if unadapted(plan):
+        return (f"the model diverged with its feedback loop as trained ({plan.description}), as it would at its "
+                f"trained rate on this input: no method makes it stable; check the model's weights and the "
+                f"input's level")
+    return f"the adapted feedback loop diverged with {plan.description}; {divergence_hint(plan)}"
+
+
 def divergence_hint(plan) -> str:
     """What to try when ``plan`` made a model diverge (the stable choices of README's method table)."""
     if plan.method == "oversample":
@@ -512,6 +529,10 @@ class Stream:
         self.fast = activations == "fast"
         self.dtype = packed.params.dtype
         self.tap_delay = np.ascontiguousarray(plan.tap_delay, dtype=np.int64)
+        big = np.abs(plan.tap_weight) > np.finfo(self.dtype).max
+        if big.any():
+            raise ArgumentError(f"{plan.description}: the tap weight {plan.tap_weight[big][0]:.6g} is beyond "
+                                f"{self.dtype.name}'s range; use dtype='float64'")
         self.tap_weight = np.ascontiguousarray(plan.tap_weight, dtype=self.dtype)
         self.stack = packed.stack
         if self.stack is not None:
@@ -523,8 +544,8 @@ class Stream:
     def _init_generic(self):
         dt, c, packed, plan = self.dtype, self.channels, self.packed, self.plan
         s = packed.initial_state.size
-        self.ring = np.empty((c, max(1, s * plan.depth)), dtype=dt)
-        self.feedback = np.empty((c, max(1, s)), dtype=dt)
+        self.ring = np.zeros((c, max(1, s * plan.depth)), dtype=dt)
+        self.feedback = np.zeros((c, max(1, s)), dtype=dt)
         self.position = np.zeros((c, 1), dtype=np.int64)
         self.buf_a = np.zeros((c, packed.width), dtype=dt)
         self.buf_b = np.zeros((c, packed.width), dtype=dt)
@@ -658,6 +679,7 @@ class Stream:
         self._cond_first = 0
         self._model_rows = 0
         self._fed = self._emitted = 0
+        self._finished = False
         plan = self.plan
         if plan.resample == "polyphase" or plan.oversample > 1:
             if plan.oversample > 1:
@@ -715,10 +737,16 @@ class Stream:
                                   plan.kind, self.tap_delay, self.tap_weight, plan.delayed_output, p.skip, p.consts,
                                   self.buf_a, self.buf_b, self.gates, self.gates2, self.fast)
         if not np.isfinite(out).all():
-            raise UnstableError(
-                f"{self.context}: the output became non-finite (NaN/Inf): the adapted feedback loop diverged "
-                f"with {plan.description}; {divergence_hint(plan)}")
+            raise UnstableError(f"{self.context}: the output became non-finite (NaN/Inf): {divergence(plan)}")
+        if self._state_diverged():
+            raise UnstableError(f"{self.context}: the recurrent state grew beyond {STATE_LIMIT:.3g} (float32's "
+                                f"range), although the output stayed finite: {divergence(plan)}")
         return out
+
+    def _state_diverged(self) -> bool:
+        """Whether a state (or a CHAIN partial sum) is NaN or beyond :data:`STATE_LIMIT` in any channel."""
+        arrays = self.rings if self.stack is not None else (self.ring, self.feedback)
+        return not all((np.abs(a) <= STATE_LIMIT).all() for a in arrays)
 
     def _run_stack(self, inp: np.ndarray, out: np.ndarray) -> None:
         """The stack kernels, layer after layer (chunk after chunk when there are several layers or dense passes)."""
@@ -780,6 +808,7 @@ class Stream:
 
     def feed(self, inp: np.ndarray) -> np.ndarray:
         """Process (channels, n, inputs); returns (channels, m, outputs), m = n for delay-line plans."""
+        self._check_open("feed")
         inp = self._check_block(inp)
         if self.plan.resample == "fft":
             self._fft_pending.append(inp)
@@ -807,8 +836,16 @@ class Stream:
     def _want(self) -> str:
         return f"(channels = {self.channels}, n, inputs = {self.packed.n_inputs})"
 
+    def _check_open(self, call: str) -> None:
+        if self._finished:
+            raise ArgumentError(f"Stream.{call}: the stream was finished (Stream.finish() ends it); call "
+                                f"stream.reset() to start again from the initial state, or make a new stream")
+
     def finish(self) -> np.ndarray:
-        """Flush resampling stages (whole-signal plans); nothing for delay-line plans."""
+        """Flush resampling stages (whole-signal plans; nothing for delay-line plans) and end the stream: a later
+        ``feed`` or ``finish`` is an error until :meth:`reset`."""
+        self._check_open("finish")
+        self._finished = True
         if self.plan.resample == "fft":
             return self._fft_whole()
         if self._pre is None:

@@ -15,11 +15,16 @@ from .network import Network, real_array
 PLAN_OPTIONS = ("order", "placement", "kernel", "bandwidth", "output", "inner", "inner_order", "factor", "resampler")
 
 
-def _check_warmup(value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
-        raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {value!r}")
+#: Most channels one stream (``Model.stream``, ``Model.process``) runs.
+MAX_CHANNELS = 4096
+
+
+def check_warmup(value) -> float:
+    """Seconds of warm-up: a real number from 0 to 60."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentError(f"Argument 'warmup' must be a number of seconds from 0 to 60, not {value!r}")
+    if not 0 <= value <= 60:
+        raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {float(value)!r}")
     return float(value)
 
 
@@ -36,6 +41,9 @@ def no_conditioning(cond) -> bool:
 
 def check_audio(x, name: str = "x") -> np.ndarray:
     """Float audio of shape (n,) or (n, channels), every sample finite."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise AudioError(f"Argument '{name}' is a masked array; every sample is processed, masked or not: "
+                         f"pass {name}.filled(0.0) (or another fill value)")
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
@@ -48,6 +56,11 @@ def check_audio(x, name: str = "x") -> np.ndarray:
         raise AudioError(f"Argument '{name}' must have shape (samples,) or (samples, channels), not {x.shape}")
     if x.ndim == 2 and x.shape[1] == 0:
         raise AudioError(f"Argument '{name}' has shape {x.shape}: no channels")
+    if x.ndim == 2 and x.shape[1] > MAX_CHANNELS:
+        hint = f"; audio is (samples, channels): for {x.shape[0]} channel(s) pass {name}.T" if (
+            x.shape[0] <= MAX_CHANNELS) else ""
+        raise AudioError(f"Argument '{name}' has shape {x.shape}: {x.shape[1]} channels, more than "
+                         f"{MAX_CHANNELS}{hint}")
     finite = np.isfinite(x)
     if not finite.all():
         first = np.argwhere(~finite)[0]
@@ -90,10 +103,8 @@ class Model:
     def __init__(self, network: Network, *, warmup: float = 0.0):
         if not isinstance(network, Network):
             raise ArgumentError(f"Argument 'network' must be an nbrnn Network, not {type(network).__name__}")
-        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup <= 60:
-            raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {warmup!r}")
         self.network = network
-        self.warmup = float(warmup)
+        self.warmup = check_warmup(warmup)
         self._packed = {}
         self._stream = None
         self._stream_key = None
@@ -128,9 +139,11 @@ class Model:
         """Save the model as ``.npz`` or ``.safetensors`` (nbrnn's container layout, float64 weights)."""
         from .formats.containers import export
 
-        if not isinstance(path, (str, os.PathLike)):
+        if not isinstance(path, (str, bytes, os.PathLike)):
             raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
-        export(self.network, path, overwrite=overwrite)
+        if not isinstance(overwrite, bool):
+            raise ArgumentError(f"Argument 'overwrite' must be True or False, not {overwrite!r}")
+        export(self.network, os.fsdecode(path), overwrite=overwrite)
 
     # -- processing --------------------------------------------------------------------------------------------
     def plan(self, sample_rate: float, method: str = "lagrange", **options) -> Plan:
@@ -155,8 +168,9 @@ class Model:
         stream's dtype; see :meth:`inputs` to build them from audio and conditioning.
         """
         plan = self.plan(sample_rate, method, **options)
-        if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 4096:
-            raise ArgumentError(f"Argument 'channels' must be an integer from 1 to 4096, not {channels!r}")
+        if (isinstance(channels, bool) or not isinstance(channels, (int, np.integer))
+                or not 1 <= channels <= MAX_CHANNELS):
+            raise ArgumentError(f"Argument 'channels' must be an integer from 1 to {MAX_CHANNELS}, not {channels!r}")
         stream = Stream(self._packed_for(dtype), plan, int(channels), float(sample_rate), self.trained_rate,
                         context=f"{os.path.basename(self.network.source) or 'model'} at {float(sample_rate):g} Hz",
                         activations=check_activations(activations))
@@ -186,8 +200,9 @@ class Model:
         x = check_audio(x)
         where = beyond_range(x, dt)
         if where is not None:
+            remedy = "use dtype='float64'" if dt != np.float64 else "scale it down (float64 is the widest dtype)"
             raise AudioError(f"Argument 'x' holds values beyond {range_text(dt)}, "
-                             f"the first {x[where]:.6g} at index {where}; use dtype='float64'")
+                             f"the first {x[where]:.6g} at index {where}; {remedy}")
         audio = x[:, None] if x.ndim == 1 else x
         n, channels = audio.shape
         inp = np.empty((channels, n, self.network.input_size), dtype=dt)
@@ -228,8 +243,11 @@ class Model:
                 raise ArgumentError(f"Argument 'cond' misses a value for {', '.join(missing)} "
                                     f"(the model's conditioning inputs are {', '.join(names)})")
             return values
+        if isinstance(cond, (set, frozenset)):
+            raise ArgumentError(f"Argument 'cond' is a set, whose order is arbitrary: give a dict by name "
+                                f"({', '.join(names)}) or a list in that order")
         if np.isscalar(cond) or (isinstance(cond, np.ndarray) and (cond.ndim == 0 or (
-                cond.ndim == 1 and len(names) == 1 and cond.size != 1))):
+                cond.ndim >= 1 and len(names) == 1 and cond.size != 1))):
             cond = [cond]
         try:
             cond = list(cond)
@@ -321,6 +339,9 @@ class Model:
         rate = check_rate(sample_rate)
         if not isinstance(reset, bool):
             raise ArgumentError(f"Argument 'reset' must be True or False, not {reset!r}")
+        seconds = None if warmup is None else check_warmup(warmup)
+        if reset:
+            self.reset()  # a call that fails below leaves nothing for reset=False to continue
         inp = self.inputs(x, cond, dtype)
         channels = inp.shape[0]
         plan = self.plan(rate, method, **options)
@@ -328,7 +349,6 @@ class Model:
         if reset or self._stream is None:
             if not reset and self._stream is None:
                 reset = True
-            seconds = _check_warmup(warmup)
             self._stream = Stream(self._packed_for(dtype), plan, channels, rate, self.trained_rate,
                                   context=f"{os.path.basename(self.network.source) or 'model'} at {rate:g} Hz",
                                   activations=activations)

@@ -311,7 +311,16 @@ class Network:
             raise ModelShapeError(f"input_names must be non-empty strings, not {names!r}")
         if len(names) != n_in:
             raise ModelShapeError(f"input_names has {len(names)} names for {n_in} inputs")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ModelShapeError(f"input_names must differ from each other (conditioning is given by name), "
+                                  f"but {', '.join(map(repr, twice))} appears more than once in {names!r}")
         object.__setattr__(self, "input_names", names)
+        for field in ("format", "source"):
+            if not isinstance(getattr(self, field), str):
+                raise ArgumentError(f"Argument '{field}' must be a string, not {getattr(self, field)!r}")
+        if not isinstance(self.metadata, dict):
+            raise ArgumentError(f"Argument 'metadata' must be a dict, not {type(self.metadata).__name__}")
 
     @property
     def input_size(self) -> int:

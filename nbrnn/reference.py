@@ -95,12 +95,22 @@ def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
     delay-line core and are not modelled here: they raise :class:`~nbrnn.errors.ArgumentError`
     (an ``oversample`` plan's core is the plan of its inner method at the oversampled rate).
     """
+    if not isinstance(network, Network):
+        raise ArgumentError(f"Argument 'network' must be an nbrnn Network (a Model's is model.network), "
+                            f"not {type(network).__name__}")
     if not isinstance(plan, Plan):
         raise ArgumentError(f"Argument 'plan' must be an nbrnn Plan (Model.plan, make_plan), not {type(plan).__name__}")
     if plan.oversample != 1 or plan.resample is not None:
         raise ArgumentError(f"Argument 'plan' is method '{plan.method}' ({plan.description}), which resamples the "
                             f"signal around the model; reference.run implements the delay-line methods and 'stn' only")
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"Argument 'x' must be an array of real numbers, not {type(x).__name__}") from None
+    if x.ndim != 2 or x.shape[1] != network.input_size:
+        raise ArgumentError(f"Argument 'x' must have shape (n, inputs = {network.input_size}), not {x.shape}")
+    if not np.isfinite(x).all():
+        raise ArgumentError("Argument 'x' holds NaN/Inf values")
     layers = network.recurrent_layers
     depth = max(int(plan.depth), 1)
     # history[l][d-1] = state d samples old (as seen when computing the next sample)

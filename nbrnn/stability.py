@@ -131,6 +131,9 @@ def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", 
     ArgumentError
         The loop matrix would have more than :data:`MAX_LOOP_SIZE` rows (state size times the plan's depth).
     """
+    if not isinstance(model, Model):
+        raise ArgumentError(f"Argument 'model' must be an nbrnn Model (nbrnn.load, nbrnn.Model), not "
+                            f"{type(model).__name__}")
     plan = model.plan(sample_rate, method, **options)
     _check_loop_size(sum(layer.state_size for layer in model.network.recurrent_layers), plan)
     jac = jacobian(model, fixed_point(model, cond), cond)

@@ -113,6 +113,8 @@ def test_nam_other_architectures_and_sizes(tmp_path):
     (np.array([1, 2, 3], dtype=np.int16), "float samples, not int16.*32768"),
     (np.zeros((2, 2, 2)), r"shape \(samples,\)"),
     ("loud", "float samples"),
+    (np.zeros((1, 5000)), r"5000 channels, more than 4096; audio is \(samples, channels\): for 1 channel\(s\) pass x\.T"),
+    (np.ma.masked_array(np.zeros(4), mask=[0, 1, 0, 0]), r"masked array.*x\.filled"),
 ])
 def test_bad_audio(model, x, match):
     with pytest.raises(nbrnn.AudioError, match=match):
@@ -270,6 +272,11 @@ def test_agm_hostile_keys_and_values(tmp_path, mutate, error, match):
     (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), input_names=5), "input_names must be a sequence"),
     (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), input_names=[7]), "non-empty strings"),
     (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), trained_rate=1e-300), "trained_rate.*1 Hz to 100 MHz"),
+    (lambda: nbrnn.Network((nbrnn.Dense(np.ones((1, 3)), [0.0]),), input_names=("audio", "k", "k")),
+     "input_names must differ.*'k' appears more than once"),
+    (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), source=5), "'source' must be a string, not 5"),
+    (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), format=None), "'format' must be a string"),
+    (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), metadata=[]), "'metadata' must be a dict, not list"),
 ])
 def test_layer_and_network_arguments(make, match):
     with pytest.raises(nbrnn.NbrnnError, match=match):
@@ -389,3 +396,113 @@ def test_stream_reset_checks_its_state():
             stream.reset(state)
     stream.reset(np.full((2, 16), 0.1))
     assert np.array_equal(stream.state, np.full((2, 16), 0.1))
+
+
+# -- misuse of the Python API: one clear error, never a wrong result ----------------------------------------------
+
+@pytest.mark.parametrize("method,kw", [("lagrange", {}), ("resample", {}), ("resample", {"resampler": "fft"}),
+                                       ("oversample", {})])
+def test_a_finished_stream_takes_no_more_blocks(model, method, kw):
+    x = np.sin(np.arange(3000) * 0.05) * 0.5
+    stream = model.stream(40000 if method == "oversample" else 46000, method=method, **kw)
+    stream.feed(model.inputs(x[:1000]))
+    stream.finish()
+    for call in (lambda: stream.feed(model.inputs(x[1000:])), stream.finish):
+        with pytest.raises(nbrnn.ArgumentError, match="the stream was finished.*stream.reset()"):
+            call()
+    stream.reset()  # starts again, as a new stream would
+    again = np.concatenate([stream.feed(model.inputs(x)), stream.finish()], axis=1)
+    fresh = model.stream(40000 if method == "oversample" else 46000, method=method, **kw)
+    np.testing.assert_array_equal(again, np.concatenate([fresh.feed(model.inputs(x)), fresh.finish()], axis=1))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_diverging_state_is_reported_although_the_output_stays_finite(model, dtype):
+    """Lagrange order 1 at R = 3.7 (spectral radius 1.17): the cell state grows by ~1e5 every 100 samples while
+    h = o·tanh(c) stays in [-1, 1], so the output alone looks fine."""
+    x = 0.4 * np.sin(2 * np.pi * 220 * np.arange(3000) / (3.7 * 44100))
+    with pytest.raises(nbrnn.UnstableError, match="diverged with Lagrange order 1"):
+        model.process(x, 3.7 * 44100, method="lagrange", order=1, dtype=dtype)
+    stream = model.stream(3.7 * 44100, method="lagrange", order=1)
+    with pytest.raises(nbrnn.UnstableError, match=r"state grew beyond 3.4e\+38 \(float32's range\), although the "
+                                                  r"output stayed finite"):
+        for block in np.array_split(x, 30):
+            assert np.isfinite(stream.feed(model.inputs(block))).all()
+
+
+def test_divergence_without_adaptation_is_not_blamed_on_it():
+    rec = nbrnn.Recurrent("rnn_relu", np.ones((4, 1)), 1.5 * np.eye(4), np.zeros(4), np.zeros(4))
+    relu = nbrnn.Model(nbrnn.Network((rec, nbrnn.Dense(np.ones((1, 4)), [0.0]))))
+    for method in ("naive", "resample"):
+        with pytest.raises(nbrnn.UnstableError, match="the model diverged with its feedback loop as trained.*"
+                                                      "no method makes it stable"):
+            relu.process(np.ones(3000), 48000, method=method)
+
+
+def test_conditioning_order_and_shapes():
+    knob = nbrnn.load(GOLDEN / "agm_lstm_l2_i2_h6_skip0.json")  # one knob
+    x = np.sin(np.arange(64) * 0.1)
+    with pytest.raises(nbrnn.ArgumentError, match="is a set, whose order is arbitrary"):
+        knob.process(x, 44100, cond={0.5})
+    ramp = np.linspace(0.0, 1.0, 64)
+    expected = knob.process(x, 44100, cond=ramp)
+    np.testing.assert_array_equal(knob.process(x, 44100, cond=ramp[:, None]), expected)  # (n, channels)
+
+
+def test_dtype_spellings_and_warmup_types(model):
+    x = np.sin(np.arange(200) * 0.1)
+    y = model.process(x, 48000, warmup=0.01)
+    np.testing.assert_array_equal(model.process(x, 48000, dtype=">f8", warmup=np.float32(0.01)), y)
+    assert model.process(x, 48000, dtype=">f4").dtype == np.float32
+    with pytest.raises(nbrnn.ArgumentError, match="'warmup' must be a number of seconds from 0 to 60, not 'soon'"):
+        model.process(x, 48000, reset=False, warmup="soon")
+    with pytest.raises(nbrnn.ArgumentError, match="'warmup' must be between 0 and 60 seconds, not 61.0"):
+        nbrnn.Model(model.network, warmup=np.float64(61))
+
+
+def test_a_failed_reset_leaves_nothing_to_continue(model):
+    x = np.sin(np.arange(500) * 0.1)
+    first = model.process(x, 48000)
+    with pytest.raises(nbrnn.ArgumentError, match="not a fraction"):
+        model.process(x, 47999, method="resample")
+    # reset=False with nothing to continue starts afresh; it must not carry on from the first call
+    np.testing.assert_array_equal(model.process(x, 48000, reset=False), first)
+
+
+@pytest.mark.parametrize("rate,kw,match", [
+    (100, {"method": "oversample"}, r"100/44100 Hz = 0.00226757 would need oversampling by 441, more than 64: "
+                                    r"use method 'resample'"),
+    (40000, {"method": "oversample", "inner": "cubic", "inner_order": 5},
+     r"inner='cubic' means Lagrange order 3; got inner_order=5"),
+    (48000, {"method": "fir", "kernel": np.array([1 + 1j])}, "1-D array of real numbers"),
+    (48000, {"method": "fir", "kernel": np.ones(70000)}, "at most 65536 taps, not 70000"),
+    (48000, {"method": "fir", "kernel": [1e39, 1.0], "dtype": "float32"},
+     r"tap weight 1e\+39 is beyond float32's range; use dtype='float64'"),
+])
+def test_method_options_are_checked(model, rate, kw, match):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning or overflow warning on the way
+        with pytest.raises(nbrnn.ArgumentError, match=match):
+            model.process(np.zeros(100), rate, **kw)
+
+
+def test_save_arguments(model, tmp_path):
+    with pytest.raises(nbrnn.ArgumentError, match="'overwrite' must be True or False, not 'no'"):
+        model.save(tmp_path / "m.npz", overwrite="no")
+    with pytest.raises(nbrnn.OutputError, match="NUL character"):
+        model.save(str(tmp_path / "a\0.npz"))
+    model.save(bytes(tmp_path / "b.npz"))
+    assert nbrnn.load(tmp_path / "b.npz").network.skip == model.network.skip
+
+
+def test_reference_and_stability_check_their_arguments(model):
+    from nbrnn import reference, stability
+
+    plan = model.plan(48000)
+    for args, match in [((model, np.zeros((4, 1))), "'network' must be an nbrnn Network"),
+                        ((model.network, np.zeros(4)), r"shape \(n, inputs = 1\), not \(4,\)"),
+                        ((model.network, np.full((4, 1), np.nan)), "NaN/Inf")]:
+        with pytest.raises(nbrnn.ArgumentError, match=match):
+            reference.run(*args, plan)
+    with pytest.raises(nbrnn.ArgumentError, match="'model' must be an nbrnn Model"):
+        stability.spectral_radius("m", 44100)
