@@ -40,6 +40,8 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
         raise OutputError(f"output path {output_path!r} is not a usable file name ({exc})") from None
     if "\0" in out:
         raise OutputError(f"output path {output_path!r} is not a usable file name (it holds a NUL character)")
+    if os.fspath(output_path).endswith(("/", os.sep)):
+        raise OutputError(f"output '{output_path}' ends with a slash, which names a folder; give a file name")
     for what, path in protected:
         if path and _same_file(out, os.path.abspath(os.fspath(path))):
             raise OutputError(f"output '{output_path}' is the {what}; nbrnn never overwrites a file it reads")
@@ -57,7 +59,8 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
         raise OutputError(f"output '{output_path}' exists; pass overwrite=True (--overwrite) to replace it")
     folder = os.path.dirname(out) or "."
     if not os.path.isdir(folder):
-        raise OutputError(f"output folder '{folder}' does not exist")
+        state = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise OutputError(f"output folder '{folder}' {state}")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"output folder '{folder}' is not writable")
     return out
@@ -84,12 +87,14 @@ def _temp_prefix(folder: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_output(target: str):
-    """Yield a temporary path beside ``target``; on success it replaces ``target``, on any failure it vanishes.
+def atomic_output(target: str, overwrite: bool = True):
+    """Yield a temporary path beside ``target``; on success it becomes ``target``, on any failure it vanishes.
 
     The temporary file lives in the destination folder, so the final rename is atomic;
     an interruption (Ctrl-C) or an error leaves neither a partial ``target`` nor a
-    stray temporary file.
+    stray temporary file.  Without ``overwrite`` a ``target`` that appeared while the
+    temporary file was written (another job, a user) is kept and the job fails: the
+    file is linked into place, which fails if the name exists.
     """
     target = os.fspath(target)
     folder = os.path.dirname(os.path.abspath(target))
@@ -105,13 +110,32 @@ def atomic_output(target: str):
         except OSError:
             mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _place_new(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(f"cannot write '{target}': {exc.strerror or exc}") from None
         raise
+
+
+def _place_new(tmp: str, target: str) -> None:
+    """Move ``tmp`` to ``target`` only if no file of that name exists, at that moment."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OutputError(f"output '{target}' appeared while it was being written (another job?); it is kept: "
+                          f"pass overwrite=True (--overwrite) to replace it") from None
+    except OSError:  # a file system without hard links: check, then rename (a narrow race remains)
+        if os.path.lexists(target):
+            raise OutputError(f"output '{target}' appeared while it was being written (another job?); it is "
+                              f"kept: pass overwrite=True (--overwrite) to replace it") from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
 
 
 def _umask() -> int:

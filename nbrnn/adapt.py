@@ -289,9 +289,10 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
             k = k.astype(np.float64)
         except (TypeError, ValueError):
             raise ArgumentError(f"Argument 'kernel' must be a 1-D array of real numbers, not {kernel!r}") from None
-        if k.ndim != 1 or k.size == 0 or not np.all(np.isfinite(k)):
-            raise ArgumentError(
-                f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not shape {k.shape}")
+        if k.ndim != 1 or k.size == 0:
+            raise ArgumentError(f"Argument 'kernel' must be a non-empty 1-D array of numbers, not shape {k.shape}")
+        if not np.all(np.isfinite(k)):
+            raise ArgumentError(f"Argument 'kernel' must hold finite numbers, not {k.tolist()[:8]}")
         if k.size > MAX_DEPTH:
             raise ArgumentError(f"Argument 'kernel' may have at most {MAX_DEPTH} taps, not {k.size}")
         return _fir_plan(name, ratio, np.arange(1, k.size + 1), k, delayed, f"FIR kernel of {k.size} taps")

@@ -15,8 +15,25 @@ from .errors import NbrnnError
 INNER_METHODS = tuple(m for m in METHODS if m not in ("oversample", "resample", "fir"))
 
 
+class _Once(argparse._StoreAction):
+    """An option given twice is an error (``--cond``, which collects, is the exception)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = namespace.__dict__.setdefault("_given", set())
+        if self.dest in seen:
+            parser.error(f"{'/'.join(self.option_strings)} was given twice")
+        seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line, like every other error."""
+    """Usage errors as one line, like every other error; options spelled out in full, each given once."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)
+        self.register("action", "store", _Once)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -69,7 +86,7 @@ def _method_options(args) -> dict:
         opts[option] = value
     if method == "fir" and args.kernel is not None:  # absent: make_plan says what --method fir needs
         try:
-            opts["kernel"] = [float(v) for v in args.kernel.split(",") if v.strip()]
+            opts["kernel"] = [float(v) for v in args.kernel.split(",")]
         except ValueError:
             raise NbrnnError(f"--kernel must be comma-separated numbers, not {args.kernel!r}") from None
     return opts
@@ -211,7 +228,11 @@ def main(argv=None) -> int:
         from .figures import main as figures_main
 
         return _guard(lambda: figures_main(argv[1:]))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # say so in the words of the command's own parser, which points to its help
+        commands = parser._subparsers._group_actions[0].choices
+        (commands[args.command] if args.command in commands else parser).error(
+            f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
@@ -227,7 +248,7 @@ def _demo(args) -> int:
 
 
 class _Terminated(BaseException):
-    """SIGTERM or SIGHUP, raised where the program is, so that every output in progress is removed."""
+    """SIGTERM, SIGHUP or SIGQUIT, raised where the program is, so that every output in progress is removed."""
 
 
 def _terminate(signum, frame):
@@ -236,7 +257,7 @@ def _terminate(signum, frame):
 
 def _guard(fn) -> int:
     previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
         if hasattr(signal, name):
             with contextlib.suppress(ValueError):  # not the main thread
                 previous[name] = signal.signal(getattr(signal, name), _terminate)

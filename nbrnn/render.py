@@ -58,7 +58,7 @@ def _open_input(path, what: str = "input file"):
     if os.path.isdir(path):
         raise AudioError(f"{what} '{path}' is a folder, not an audio file")
     try:
-        return sf.SoundFile(os.fspath(path))
+        return sf.SoundFile(os.fsencode(path))  # bytes: soundfile encodes str names as strict UTF-8
     except FileNotFoundError:
         raise AudioError(f"{what} '{path}' does not exist") from None
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
@@ -83,6 +83,9 @@ def _output_format(out: str, subtype: str | None):
     import soundfile as sf
 
     ext = os.path.splitext(out)[1].lstrip(".").upper()
+    if not ext:
+        raise OutputError(f"output '{out}' has no extension to choose the audio format by "
+                          f"(use one of .wav, .flac, .aiff, .ogg, ...)")
     formats = sf.available_formats()
     fmt = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG"}.get(ext, ext)
     if ext == "OPUS":  # Ogg Opus: an Ogg container whose only valid subtype is OPUS
@@ -139,10 +142,39 @@ def _open_output(tmp: str, out: str, rate: int, channels: int, fmt: str, subtype
     import soundfile as sf
 
     try:
-        return sf.SoundFile(tmp, "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
+        return sf.SoundFile(os.fsencode(tmp), "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
     except sf.SoundFileRuntimeError as exc:
         raise OutputError(f"output '{out}': libsndfile cannot write {channels} channel(s) at {rate} Hz as {fmt} "
                           f"{subtype} ({str(exc).rsplit(': ', 1)[-1]}); try .wav") from None
+
+
+def _check_written(tmp: str, out: str, rate: int, channels: int, frames: int, fmt: str, subtype: str) -> None:
+    """Refuse a written file that does not read back as what was meant (before it is moved into place)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(os.fsencode(tmp))
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        empty = " from an input without samples" if frames == 0 else ""
+        raise OutputError(f"output '{out}': libsndfile wrote a {fmt} {subtype} file{empty} that it cannot read back "
+                          f"({str(exc).rsplit(': ', 1)[-1]}); use .wav") from None
+    if info.samplerate != rate or info.channels != channels:
+        raise OutputError(f"output '{out}': {fmt} {subtype} cannot hold {channels} channel(s) at {rate} Hz (the file "
+                          f"written says {info.channels} at {info.samplerate} Hz); use .wav or .flac")
+
+
+def _write_error(out: str, exc: Exception) -> OutputError:
+    """An error while writing ``out``; libsndfile says only "System error." when the disk is full."""
+    import shutil
+
+    text = str(exc)
+    try:
+        free = shutil.disk_usage(os.path.dirname(out) or ".").free
+    except OSError:
+        free = None
+    if free is not None and free < 1 << 20:
+        text += f" (its file system has {free} bytes free: the disk is full)"
+    return OutputError(f"cannot write '{out}': {text}")
 
 
 def render(input_path, output_path, model: Model, *, method: str = "lagrange", cond=None, control_path=None,
@@ -232,29 +264,40 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         started = time.perf_counter()
         done = 0
         try:
-            with atomic_output(out) as tmp, _open_output(tmp, out, src.samplerate, channels, fmt, subtype) as dst:
-                fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
+            with atomic_output(out, overwrite) as tmp:
+                with _open_output(tmp, out, src.samplerate, channels, fmt, subtype) as dst:
+                    fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
+                    limit = None if subtype == "DOUBLE" or fixed else float(np.finfo(np.float32).max)
 
-                def write(y):
-                    nonlocal clipped
-                    if y.shape[1] == 0:
-                        return
-                    block = np.ascontiguousarray(y[:, :, 0].T)
-                    if fixed:
-                        clipped += int(np.count_nonzero(np.abs(block) > 1.0))
-                    dst.write(block)
+                    def write(y):
+                        nonlocal clipped
+                        if y.shape[1] == 0:
+                            return
+                        block = np.ascontiguousarray(y[:, :, 0].T)
+                        if fixed:
+                            clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+                        elif limit is not None and not (np.abs(block) <= limit).all():
+                            frame = written + int(np.argwhere(~(np.abs(block) <= limit))[0, 0])
+                            raise OutputError(f"output '{output_path}': the output at frame {frame} is beyond what "
+                                              f"{subtype} holds (±{limit:.3g}); use --subtype DOUBLE "
+                                              f"(subtype='DOUBLE')")
+                        dst.write(block)
 
-                while True:
-                    x = _read(src, block_size, input_path)
-                    if x.shape[0] == 0:
-                        break
-                    ctrl = _read(control, x.shape[0], control_path) if control is not None else None
-                    write(stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done)))
-                    done += x.shape[0]
-                    meter.update(done / rate)
-                write(stream.finish())
+                    written = 0
+                    while True:
+                        x = _read(src, block_size, input_path)
+                        if x.shape[0] == 0:
+                            break
+                        ctrl = _read(control, x.shape[0], control_path) if control is not None else None
+                        y = stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done))
+                        write(y)
+                        written += y.shape[1]
+                        done += x.shape[0]
+                        meter.update(done / rate)
+                    write(stream.finish())
+                _check_written(tmp, out, src.samplerate, channels, frames, fmt, subtype)
         except sf.SoundFileRuntimeError as exc:  # writing: disk full and the like (reads raise AudioError)
-            raise OutputError(f"cannot write '{output_path}': {exc}") from None
+            raise _write_error(out, exc) from None
         finally:
             if control is not None:
                 control.close()

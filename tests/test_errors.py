@@ -506,3 +506,15 @@ def test_reference_and_stability_check_their_arguments(model):
             reference.run(*args, plan)
     with pytest.raises(nbrnn.ArgumentError, match="'model' must be an nbrnn Model"):
         stability.spectral_radius("m", 44100)
+
+
+def test_a_json_model_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + LSTM.read_bytes())
+    x = np.sin(np.arange(100) * 0.1)
+    np.testing.assert_array_equal(nbrnn.load(path).process(x, 44100), nbrnn.load(LSTM).process(x, 44100))
+
+
+def test_a_device_is_not_read_as_a_model():
+    with pytest.raises(nbrnn.ModelFormatError, match="'/dev/zero' is a device, not a file"):
+        nbrnn.load("/dev/zero")  # it used to read 2 GiB before refusing

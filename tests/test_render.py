@@ -327,7 +327,8 @@ def test_opus_extension_writes_ogg_opus(tmp_path):
     assert _leftovers(tmp_path) == ["out.opus"]
 
 
-def test_cli_stopped_by_sigterm_leaves_no_file(tmp_path):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGQUIT"])  # SIGQUIT: Ctrl-\\
+def test_cli_stopped_by_a_signal_leaves_no_file(tmp_path, name):
     import signal
     import time
 
@@ -344,9 +345,10 @@ def test_cli_stopped_by_sigterm_leaves_no_file(tmp_path):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the render ended before it could be stopped"
-    proc.send_signal(signal.SIGTERM)
+    signum = getattr(signal, name)
+    proc.send_signal(signum)
     err = proc.communicate(timeout=60)[1]
-    assert proc.returncode == 128 + signal.SIGTERM and "SIGTERM" in err and "Traceback" not in err
+    assert proc.returncode == 128 + signum and name in err and "Traceback" not in err
     assert _leftovers(tmp_path) == []
 
 
@@ -441,3 +443,96 @@ def test_render_checks_its_arguments(tmp_path):
         with pytest.raises(nbrnn.ArgumentError, match=match):
             render(*args, progress=False, **kw)
     assert _leftovers(tmp_path) == []
+
+
+def test_file_names_that_are_not_utf8(tmp_path):
+    """Any name the file system holds: soundfile would encode str names as strict UTF-8 and fail."""
+    folder = os.fsencode(tmp_path)
+    src, out = folder + b"/in\xe9.wav", folder + b"/out\xff.wav"
+    x = _signal(3000, 1)
+    sf.write(src, x, 48000, subtype="FLOAT")
+    model = nbrnn.load(MODEL)
+    render(os.fsdecode(src), os.fsdecode(out), model, progress=False)
+    np.testing.assert_allclose(sf.read(out)[0], model.process(x[:, 0], 48000, dtype="float32"), rtol=0, atol=1e-7)
+    res = subprocess.run([sys.executable, "-m", "nbrnn", "render", src, folder + b"/cli\xff.wav", "-q"],
+                         capture_output=True, env=dict(os.environ, PYTHONPATH=str(GOLDEN.parents[2])), timeout=300)
+    assert res.returncode == 0 and b"Traceback" not in res.stderr and os.path.exists(folder + b"/cli\xff.wav")
+
+
+def test_an_output_that_appears_while_rendering_is_kept(tmp_path):
+    from nbrnn._atomic import atomic_output
+
+    target = tmp_path / "out.wav"
+    with pytest.raises(nbrnn.OutputError, match="appeared while it was being written.*it is kept"):
+        with atomic_output(str(target), overwrite=False) as tmp:
+            open(tmp, "w").write("new")
+            target.write_text("someone else's")  # another job finished first
+    assert target.read_text() == "someone else's" and _leftovers(tmp_path) == ["out.wav"]
+    with atomic_output(str(target), overwrite=True) as tmp:
+        open(tmp, "w").write("new")
+    assert target.read_text() == "new" and _leftovers(tmp_path) == ["out.wav"]
+
+
+def test_float_output_beyond_float32_is_refused_not_written_as_inf(tmp_path):
+    x = _signal(3000, 1)
+    x[1234] = 1e300
+    src = tmp_path / "in.wav"
+    sf.write(src, x, 48000, subtype="DOUBLE")
+    model = nbrnn.load(MODEL)
+    with pytest.raises(nbrnn.OutputError, match=r"frame 1234 is beyond what FLOAT holds.*--subtype DOUBLE"):
+        render(src, tmp_path / "out.wav", model, dtype="float64", progress=False)
+    assert _leftovers(tmp_path) == []
+    info = render(src, tmp_path / "out.wav", model, dtype="float64", subtype="DOUBLE", progress=False)
+    assert info["subtype"] == "DOUBLE" and sf.read(tmp_path / "out.wav")[0][1234] > 1e299
+
+
+@pytest.mark.parametrize("frames,out,match", [
+    (3000, "out.wve", r"WVE ALAW cannot hold 1 channel\(s\) at 48000 Hz \(the file written says 1 at 8000 Hz\)"),
+    (0, "out.flac", "wrote a FLAC PCM_16 file from an input without samples that it cannot read back"),
+])
+def test_a_file_that_does_not_read_back_as_written_is_refused(tmp_path, frames, out, match):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(frames, 1) if frames else np.zeros((0, 1)), 48000, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match=match):
+        render(src, tmp_path / out, nbrnn.load(MODEL), progress=False)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("out,match", [("new.wav/", "ends with a slash"), ("noext", "has no extension"),
+                                       ("in.wav/x.wav", "output folder '.*in.wav' is not a folder")])
+def test_output_names_that_name_no_file(tmp_path, out, match):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(100, 1), 48000, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match=match):
+        render(src, str(tmp_path) + "/" + out, nbrnn.load(MODEL), progress=False)
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_options_are_spelled_out_and_given_once(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(100, 1), 48000, subtype="FLOAT")
+    for args, match in [(["--ov"], r"unrecognized arguments: --ov \(see nbrnn render --help\)"),
+                        (["--method", "linear", "--method", "allpass"], "--method was given twice"),
+                        (["--method", "fir", "--kernel", "0.5,,0.5"], "--kernel must be comma-separated numbers"),
+                        (["--method", "fir", "--kernel", "nan"], "kernel' must hold finite numbers, not \\[nan\\]")]:
+        res = _cli("render", src, tmp_path / "out.wav", *args)
+        assert res.returncode != 0 and re.search(match, res.stderr) and len(res.stderr.strip().splitlines()) == 1, \
+            (args, res.stderr)
+    res = _cli("info", MODEL, "extra")
+    assert "unrecognized arguments: extra (see nbrnn info --help)" in res.stderr
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--out", "in.wav"], "'--out' must be a folder, not the file 'in.wav'"),
+    (["--only", ""], "'--only' must name at least one figure"),
+    (["--only", "article", "--models", "."], "'--models' applies to the figures dafx24, icassp25, sweep, not to "
+                                             "article"),
+    (["--workers", "abc"], "argument --workers: invalid int value: 'abc' \\(see nbrnn figures --help\\)"),
+])
+def test_figures_arguments_are_checked_before_any_work(tmp_path, args, match):
+    (tmp_path / "in.wav").write_bytes(b"x")
+    res = _cli("figures", *args, cwd=tmp_path)
+    assert res.returncode != 0 and re.search(match, res.stderr) and len(res.stderr.strip().splitlines()) == 1, \
+        res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]

@@ -31,10 +31,14 @@ from pathlib import Path
 #: Figure names, in the order they are made, and their modules.
 FIGURES = {"article": "article", "dafx24": "dafx24", "icassp25": "icassp25", "sweep": "sweep",
            "circuit": "circuit_truth"}
+#: The figures whose model set ``--models`` replaces.
+USE_MODELS = ("dafx24", "icassp25", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from ..cli import _Parser
+
+    parser = _Parser(
         prog="nbrnn figures",
         description="Compute the figures' data (CSV) and plots (PNG): the article's sine plots, the DAFx-24 table, "
                     "the ICASSP-25 order sweep, a continuous sample-rate sweep and the embedded model against "
@@ -62,6 +66,8 @@ def selected(only) -> list:
     if not only:
         return list(FIGURES)
     names = {part.strip() for item in only for part in item.split(",") if part.strip()}
+    if not names:
+        raise ArgumentError(f"Argument '--only' must name at least one figure among {', '.join(FIGURES)}")
     unknown = sorted(names - set(FIGURES))
     if unknown:
         raise ArgumentError(f"Argument '--only' must name figures among {', '.join(FIGURES)}, "
@@ -89,11 +95,17 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     names = selected(args.only)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ArgumentError(f"Argument '--out' must be a folder, not the file {args.out!r}")
     models_dir = Path(args.models) if args.models else None
+    if models_dir is not None and not set(names) & set(USE_MODELS):
+        raise ArgumentError(f"Argument '--models' applies to the figures {', '.join(USE_MODELS)}, not to "
+                            f"{', '.join(names)}")
     if models_dir is not None and not models_dir.exists():
         raise ArgumentError(f"Argument '--models' must be a folder of model files or a model file, not "
                             f"{args.models!r} (no such file or folder)")
-    settings = Settings(out=Path(args.out), shared=shared_dir(), models_dir=models_dir,
+    settings = Settings(out=out, shared=shared_dir(), models_dir=models_dir,
                         workers=check_workers(args.workers), scheduler=args.scheduler,
                         progress=Progress(enabled=not args.quiet), quick=args.quick)
     say = settings.progress.say

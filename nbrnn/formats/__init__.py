@@ -34,6 +34,8 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
         raise ArgumentError(f"Argument 'format' must be one of {', '.join(FORMAT_NAMES)}, not {format!r}")
     data = read_bytes(source)
     stripped = data.lstrip()
+    if stripped.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (parse_json takes it)
+        stripped = stripped[3:].lstrip()
     if format in ("npz", "safetensors") or (format is None and data[:4] == _ZIP_MAGIC and _is_npz(data)) or (
             format is None and _looks_like_safetensors(data)):
         from . import containers

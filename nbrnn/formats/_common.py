@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 
 import numpy as np
 
@@ -23,11 +24,16 @@ def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
     if ("\0" if isinstance(p, str) else b"\0") in p:  # os and open would raise a bare ValueError
         raise ArgumentError(f"Argument 'path' holds a NUL character: {p!r}")
     try:
-        size = os.path.getsize(p)
-        if size > limit:
-            raise ModelFormatError(f"model file '{p}' is {size} bytes; the limit is {limit} bytes")
+        st = os.stat(p)
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            raise ModelFormatError(f"model file '{p}' is a device, not a file")
+        if st.st_size > limit:
+            raise ModelFormatError(f"model file '{p}' is {st.st_size} bytes; the limit is {limit} bytes")
         with open(p, "rb") as fh:
-            return fh.read(limit + 1)
+            data = fh.read(limit + 1)
+        if len(data) > limit:  # a pipe
+            raise ModelFormatError(f"model file '{p}' holds more than {limit} bytes, the limit")
+        return data
     except IsADirectoryError:
         raise ModelFormatError(f"model path '{p}' is a directory, not a file") from None
     except FileNotFoundError:

@@ -225,7 +225,7 @@ def export(network: Network, path, *, overwrite: bool = False) -> None:
     if suffix == ".safetensors":
         from .safetensors import write_safetensors
 
-        write_safetensors(target, arrays, meta)
+        write_safetensors(target, arrays, meta, overwrite=overwrite)
         return
-    with atomic_output(target) as tmp, open(tmp, "wb") as fh:
+    with atomic_output(target, overwrite) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, __metadata__=np.array(json.dumps(meta, sort_keys=True)), **arrays)

@@ -310,8 +310,9 @@ def _check_arrays(arrays, metadata) -> tuple:
     return prepared, meta
 
 
-def write_safetensors(path, arrays, metadata=None) -> None:
-    """Write arrays and string metadata to a safetensors file, atomically.
+def write_safetensors(path, arrays, metadata=None, *, overwrite: bool = True) -> None:
+    """Write arrays and string metadata to a safetensors file, atomically (``overwrite``: as
+    :func:`nbrnn._atomic.atomic_output`).
 
     The file is written to a temporary file in the destination folder, flushed to
     disk and renamed over ``path``, so ``path`` never holds a half-written file.
@@ -355,7 +356,7 @@ def write_safetensors(path, arrays, metadata=None) -> None:
         document[name] = header[name]
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)
-    with atomic_output(target) as tmp, open(tmp, "wb") as fh:
+    with atomic_output(target, overwrite) as tmp, open(tmp, "wb") as fh:
         fh.write(len(text).to_bytes(8, "little"))
         fh.write(text)
         for name in order:
