@@ -58,3 +58,58 @@ def test_warmup_equals_processing_silence_first():
     assert np.array_equal(model.process(x, 44100, warmup=0.1), both[4410:])
     with pytest.raises(nbrnn.ArgumentError, match="warmup.*60 seconds"):
         model.process(x, 44100, warmup=-1)
+
+
+KNOBS = GOLDEN / "agm_gru_l2_i3_h6_skip0.json"  # inputs audio, cond1, cond2
+
+
+def _knob_inputs(x, a, b):
+    """(n, 3): the columns in the network's input order, written out without nbrnn's conditioning code."""
+    return np.column_stack([x, np.broadcast_to(a, x.shape), np.broadcast_to(b, x.shape)])
+
+
+def test_each_knob_reaches_its_own_input():
+    from nbrnn import reference
+
+    model = nbrnn.load(KNOBS)
+    x = np.sin(np.arange(400) * 0.07) * 0.4
+    a, b = 0.9, np.linspace(-0.3, 0.2, 400)
+    expected = reference.run(model.network, _knob_inputs(x, a, b), model.plan(44100, "naive"))[:, 0]
+    for cond in ({"cond2": b, "cond1": a}, [a, b], {2: b, 1: a}, {"1": a, "cond2": b}):
+        np.testing.assert_allclose(model.process(x, 44100, method="naive", cond=cond), expected, rtol=0,
+                                   atol=1e-14, err_msg=str(cond))
+
+
+def test_knobs_keep_their_values_during_the_warmup():
+    model = nbrnn.load(KNOBS)
+    x = np.sin(np.arange(300) * 0.07) * 0.4
+    cond = {"cond1": 0.8, "cond2": np.linspace(-0.5, 0.5, 300)}  # warm-up: the first sample's values
+    both = model.process(np.concatenate([np.zeros(4410), x]), 44100,
+                         cond={"cond1": 0.8, "cond2": np.concatenate([np.full(4410, -0.5), cond["cond2"]])})
+    assert np.array_equal(model.process(x, 44100, cond=cond, warmup=0.1), both[4410:])
+
+
+@pytest.mark.parametrize("method", ["resample", "oversample"])
+def test_reset_false_is_refused_by_the_resampling_methods(method):
+    model = nbrnn.load(KNOBS)
+    x = np.zeros(100)
+    model.process(x, 40000, method=method, cond=[0.5, 0.5])
+    with pytest.raises(nbrnn.ArgumentError, match=f"method '{method}' resamples whole signals.*Model.stream"):
+        model.process(x, 40000, method=method, cond=[0.5, 0.5], reset=False)
+
+
+@pytest.mark.parametrize("method", ["resample", "oversample"])
+def test_time_varying_knobs_are_held_through_the_resampling_methods(method):
+    """At half the trained rate (22.05 kHz) both methods run the model at 44.1 kHz, each knob value held for two
+    model samples: the model at 44.1 kHz given the knob repeated, decimated, to within the filters' error."""
+    from scipy.signal import resample_poly
+
+    model = nbrnn.load(KNOBS)
+    x = 0.3 * np.sin(2 * np.pi * 200 * np.arange(8000) / 44100)
+    slow = 0.5 + 0.4 * np.sin(2 * np.pi * 2 * np.arange(4000) / 22050)  # a 2 Hz knob sweep at 22.05 kHz
+    ref = resample_poly(model.process(x, 44100, method="naive", cond=[np.repeat(slow, 2), 0.3]), 1, 2)
+    y = model.process(resample_poly(x, 1, 2), 22050, method=method, cond=[slow, 0.3])
+    err = y[200:-200] - ref[200:-200]
+    assert 10 * np.log10(np.sum(ref[200:-200] ** 2) / np.sum(err ** 2)) > 60
+    swapped = model.process(resample_poly(x, 1, 2), 22050, method=method, cond=[slow[::-1], 0.3])
+    assert np.max(np.abs(swapped - y)) > 1e-3  # the knob matters

@@ -95,3 +95,27 @@ def test_load_options_apply_to_containers(tmp_path, suffix):
     with pytest.raises(nbrnn.ModelFormatError, match=f"was given as format '{other}', but it is"):
         nbrnn.load(path, format=other)
     assert nbrnn.load(path, format=suffix[1:]).network.skip == 1
+
+
+def test_loader_options_and_keras_fields(tmp_path):
+    """Options and fields the README documents, each checked against what it must change."""
+    dense = {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [[[0.5], [0.25]], [0.1]]}
+    gru = {"type": "gru", "activation": "tanh", "shape": [None, None, 2],
+           "weights": [np.full((1, 6), 0.2).tolist(), np.full((2, 6), 0.1).tolist(), np.zeros((2, 6)).tolist()]}
+    keras = {"in_shape": [None, None, 1], "in_skip": 1, "metadata": {"samplerate": "96000"}, "layers": [gru, dense]}
+    path = tmp_path / "k.json"
+    path.write_text(json.dumps(keras))
+    net = nbrnn.load(path).network
+    assert (net.skip, net.trained_rate, net.rate_source) == (1, 96000.0, "file")
+    # format= picks the loader: a Keras file forced through another JSON format is refused, not read as Keras
+    assert nbrnn.load(path, format="rtneural-keras-json").network.skip == 1
+    with pytest.raises(nbrnn.ModelFormatError, match="agm-json"):
+        nbrnn.load(path, format="agm-json")
+    # rnn_nonlinearity: a raw state_dict's nn.RNN layer as relu instead of tanh
+    w = {"rnn.weight_ih_l0": [[1.0], [-1.0]], "rnn.weight_hh_l0": [[0.0, 0.0], [0.0, 0.0]],
+         "rnn.bias_ih_l0": [0.0, 0.0], "rnn.bias_hh_l0": [0.0, 0.0], "lin.weight": [[1.0, 1.0]], "lin.bias": [0.0]}
+    raw = tmp_path / "rnn.json"
+    raw.write_text(json.dumps(w))
+    x = np.array([0.5, -2.0, 3.0])
+    np.testing.assert_allclose(nbrnn.load(raw).process(x, 44100), np.tanh(x) + np.tanh(-x), atol=1e-15)
+    np.testing.assert_allclose(nbrnn.load(raw, rnn_nonlinearity="relu").process(x, 44100), np.abs(x), atol=1e-15)

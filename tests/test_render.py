@@ -327,7 +327,7 @@ def test_opus_extension_writes_ogg_opus(tmp_path):
     assert _leftovers(tmp_path) == ["out.opus"]
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGQUIT"])  # SIGQUIT: Ctrl-\\
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT"])  # SIGQUIT: Ctrl-\\
 def test_cli_stopped_by_a_signal_leaves_no_file(tmp_path, name):
     import signal
     import time
@@ -536,3 +536,23 @@ def test_figures_arguments_are_checked_before_any_work(tmp_path, args, match):
     assert res.returncode != 0 and re.search(match, res.stderr) and len(res.stderr.strip().splitlines()) == 1, \
         res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+@pytest.mark.parametrize("args,kw", [
+    (["--method", "lagrange", "--order", "5", "--placement", "centred"], {"order": 5, "placement": "centred"}),
+    (["--output-convention", "delayed"], {"output": "delayed"}),
+    (["--dtype", "float64", "--subtype", "DOUBLE"], {"dtype": "float64"}),
+    (["--activations", "fast"], {"activations": "fast"}),
+])
+def test_cli_method_options_reach_the_engine(tmp_path, args, kw):
+    """Each option changes the output as the same option of Model.process does (float32 unless --dtype)."""
+    model = nbrnn.load(MODEL)
+    x = _signal(4000, 1)[:, 0]
+    src = tmp_path / "in.wav"
+    sf.write(src, x, 97000, subtype="DOUBLE")  # R = 2.2: the options change the plan
+    res = _cli("render", src, tmp_path / "out.wav", "-q", "--model", MODEL, *args)
+    assert res.returncode == 0, res.stderr
+    y = sf.read(tmp_path / "out.wav")[0]
+    kw = {"dtype": "float32", **kw}
+    np.testing.assert_array_equal(y, model.process(x, 97000, **kw).astype(y.dtype))
+    assert np.max(np.abs(y - model.process(x, 97000, dtype="float32"))) > 1e-9  # unlike the CLI's defaults
