@@ -126,11 +126,9 @@ def _place_new(tmp: str, target: str) -> None:
     """Move ``tmp`` to ``target`` only if no file of that name exists, at that moment."""
     try:
         os.link(tmp, target)
-    except FileExistsError:
-        raise OutputError(f"output '{target}' appeared while it was being written (another job?); it is kept: "
-                          f"pass overwrite=True (--overwrite) to replace it") from None
-    except OSError:  # a file system without hard links: check, then rename (a narrow race remains)
-        if os.path.lexists(target):
+    except OSError as exc:
+        # FileExistsError; or a file system without hard links: check, then rename (a narrow race remains)
+        if isinstance(exc, FileExistsError) or os.path.lexists(target):
             raise OutputError(f"output '{target}' appeared while it was being written (another job?); it is "
                               f"kept: pass overwrite=True (--overwrite) to replace it") from None
         os.replace(tmp, target)
