@@ -20,7 +20,7 @@ import numpy as np
 from . import _kernels
 from .adapt import KIND_ALLPASS, KIND_FIR, Plan
 from .errors import ArgumentError, AudioError, UnstableError
-from .network import CELL_GATES, Dense, Network, check_state
+from .network import CELL_GATES, Dense, Network, beyond_range, check_state
 
 _KIND = {"lstm": _kernels.LSTM, "gru": _kernels.GRU, "rnn_tanh": _kernels.RNN_TANH, "rnn_relu": _kernels.RNN_RELU}
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -529,9 +529,9 @@ class Stream:
         self.fast = activations == "fast"
         self.dtype = packed.params.dtype
         self.tap_delay = np.ascontiguousarray(plan.tap_delay, dtype=np.int64)
-        big = np.abs(plan.tap_weight) > np.finfo(self.dtype).max
-        if big.any():
-            raise ArgumentError(f"{plan.description}: the tap weight {plan.tap_weight[big][0]:.6g} is beyond "
+        big = beyond_range(plan.tap_weight, self.dtype)
+        if big is not None:
+            raise ArgumentError(f"{plan.description}: the tap weight {plan.tap_weight[big]:.6g} is beyond "
                                 f"{self.dtype.name}'s range; use dtype='float64'")
         self.tap_weight = np.ascontiguousarray(plan.tap_weight, dtype=self.dtype)
         self.stack = packed.stack

@@ -9,7 +9,7 @@ import numpy as np
 from .adapt import Plan, check_rate, is_choice, make_plan
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
 from .errors import ArgumentError, AudioError
-from .network import Network, real_array
+from .network import Network, beyond_range, range_text, real_array
 
 #: Options of :func:`nbrnn.adapt.make_plan` that ``process`` passes through.
 PLAN_OPTIONS = ("order", "placement", "kernel", "bandwidth", "output", "inner", "inner_order", "factor", "resampler")
@@ -67,19 +67,6 @@ def check_audio(x, name: str = "x") -> np.ndarray:
         raise AudioError(f"Argument '{name}' holds {x.size - int(finite.sum())} NaN/Inf sample(s); "
                          f"the first at index {tuple(int(i) for i in first)}")
     return x
-
-
-def beyond_range(values: np.ndarray, dtype: np.dtype):
-    """The index of the first of the finite ``values`` that ``dtype`` cannot hold (it would become Inf), or None."""
-    if values.dtype.kind != "f" or values.dtype.itemsize <= dtype.itemsize or not values.size:
-        return None
-    big = np.abs(values) > np.finfo(dtype).max
-    return tuple(int(i) for i in np.argwhere(big)[0]) if big.any() else None
-
-
-def range_text(dtype: np.dtype) -> str:
-    """What :func:`beyond_range` checks against, for messages: "float32's range (±3.4e+38)"."""
-    return f"{dtype.name}'s range (±{float(np.finfo(dtype).max):.3g})"
 
 
 class Model:

@@ -56,6 +56,19 @@ def real_array(value: Any) -> tuple:
     return arr.astype(np.float64), ""
 
 
+def beyond_range(values: np.ndarray, dtype: np.dtype):
+    """The index of the first of the finite ``values`` that ``dtype`` cannot hold (it would become Inf), or None."""
+    if values.dtype.kind != "f" or values.dtype.itemsize <= dtype.itemsize or not values.size:
+        return None
+    big = np.abs(values) > np.finfo(dtype).max
+    return tuple(int(i) for i in np.argwhere(big)[0]) if big.any() else None
+
+
+def range_text(dtype: np.dtype) -> str:
+    """What :func:`beyond_range` checks against, for messages: "float32's range (±3.4e+38)"."""
+    return f"{dtype.name}'s range (±{float(np.finfo(dtype).max):.3g})"
+
+
 def check_state(state: Any, size: int, channels: int, dtype) -> np.ndarray | None:
     """A recurrent state for :meth:`nbrnn.engine.Stream.reset`, checked and cast to ``dtype`` (None stays None).
 
@@ -76,9 +89,8 @@ def check_state(state: Any, size: int, channels: int, dtype) -> np.ndarray | Non
         raise ArgumentError(f"Argument 'state' holds {arr.size - int(finite.sum())} NaN/Inf value(s); a state must "
                             f"be finite")
     dt = np.dtype(dtype)
-    limit = float(np.finfo(dt).max)
-    if arr.size and float(np.abs(arr).max()) > limit:
-        raise ArgumentError(f"Argument 'state' holds values beyond {dt.name}'s range (±{limit:.3g}), up to "
+    if beyond_range(arr, dt) is not None:
+        raise ArgumentError(f"Argument 'state' holds values beyond {range_text(dt)}, up to "
                             f"{float(np.abs(arr).max()):.3g}")
     return arr.astype(dt)
 

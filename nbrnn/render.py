@@ -267,7 +267,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
             with atomic_output(out, overwrite) as tmp:
                 with _open_output(tmp, out, src.samplerate, channels, fmt, subtype) as dst:
                     fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
-                    limit = None if subtype == "DOUBLE" or fixed else float(np.finfo(np.float32).max)
+                    single = None if subtype == "DOUBLE" or fixed else np.dtype(np.float32)  # what it holds
 
                     def write(y):
                         nonlocal clipped
@@ -276,11 +276,10 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                         block = np.ascontiguousarray(y[:, :, 0].T)
                         if fixed:
                             clipped += int(np.count_nonzero(np.abs(block) > 1.0))
-                        elif limit is not None and not (np.abs(block) <= limit).all():
-                            frame = written + int(np.argwhere(~(np.abs(block) <= limit))[0, 0])
-                            raise OutputError(f"output '{output_path}': the output at frame {frame} is beyond what "
-                                              f"{subtype} holds (±{limit:.3g}); use --subtype DOUBLE "
-                                              f"(subtype='DOUBLE')")
+                        elif single is not None and (where := beyond_range(block, single)) is not None:
+                            raise OutputError(f"output '{output_path}': the output at frame {written + where[0]} is "
+                                              f"beyond what {subtype} holds (±{float(np.finfo(single).max):.3g}); "
+                                              f"use --subtype DOUBLE (subtype='DOUBLE')")
                         dst.write(block)
 
                     written = 0
