@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"nbrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = sub.choices  # name -> the command's own parser
 
     p = sub.add_parser("render", formatter_class=fmt, help="render an audio file through a model",
                        description="Render IN through a model into OUT at IN's sample rate, streamed in blocks. "
@@ -230,8 +231,7 @@ def main(argv=None) -> int:
         return _guard(lambda: figures_main(argv[1:]))
     args, extra = parser.parse_known_args(argv)
     if extra:  # say so in the words of the command's own parser, which points to its help
-        commands = parser._subparsers._group_actions[0].choices
-        (commands[args.command] if args.command in commands else parser).error(
+        parser.commands.get(args.command, parser).error(
             f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
