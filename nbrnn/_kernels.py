@@ -354,7 +354,9 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
     negative-index fix-up, which would turn the loads into gathers): eight rows per
     pass keep the partial sums out of memory for seven of every eight multiply-adds
     while the weights fit the L1 cache; beyond it two rows per pass, then one, stream
-    them from L2 faster (``engine.UNROLL``).
+    them from L2 faster (``engine.UNROLL``).  A recurrent matrix beyond the L1 cache
+    comes as panels instead (``engine.PANEL``): 128 bytes of gate columns for every row,
+    summed in registers row by row, the weights read as one sequential stream.
     """
     literally(kind)
     literally(filtered)
@@ -370,7 +372,7 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
     else:
         hp = ring.shape[1] // 2 if kind == LSTM else ring.shape[1]
         sp = ring.shape[1]
-        gp = w_hh.shape[2]
+        gp = bias_a.shape[0]
         groups = w_hh.shape[0]
     ring3 = ring.reshape((ring.shape[0], sp // 8, 8))
     zr = 1 if kind == GRU else 0
@@ -387,6 +389,11 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
     ra = rows + 2
     rb = rows + 3
     rc = rows + 4
+    # panels (engine.PANEL): w_hh is (Gp/lanes, Hp, lanes), 128 bytes of gate columns per panel
+    panel = w_hh.shape[2] != gp
+    wpf = w_hh.reshape(w_hh.size)
+    pv = vpanel(zero)
+    pl = 32 if is_float32(zero) else 16
     pos = p0
     # The feedback state alternates between rows `rows` and `rows + 1`: read one, write the other, so that
     # no loop reads and writes the same row (which would keep the vectoriser out).
@@ -433,7 +440,17 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
         if zr == 1:
             for q in range(gp):
                 zz[1, q] = bias_b[q]
-        if w_hh.shape[1] == 8:
+        if panel:
+            # each panel's gates summed in registers over every row, in row order: the one-row-per-pass
+            # order, so the same bits, without a store and a load of the partial sums per row
+            zf = zz[zr]
+            for b in range(w_hh.shape[0]):
+                acc = vload_as(zf, b * pl, pv)
+                o = b * w_hh.shape[1] * pl
+                for j in range(w_hh.shape[1]):
+                    acc = vfma(vload_as(wpf, o + j * pl, pv), splat_as(ring[sr, j], pv), acc)
+                vstore(zf, b * pl, acc)
+        elif w_hh.shape[1] == 8:
             for j in range(groups):
                 b = 8 * j
                 v0, v1, v2, v3 = ring[sr, b], ring[sr, b + 1], ring[sr, b + 2], ring[sr, b + 3]
@@ -573,7 +590,9 @@ def _layer(kind, filtered, xin, out, yseq, ring, rows, p0, f0, mode, d1, taps_d,
 #   mode, d1              int: plan mode, delay of the direct plans
 #   taps_d, taps_w        int64 delays and weights of the plan
 #   delayed, last, relu   bool: pass ŝ_{n+1} on; this layer feeds the head; Elman with relu
-#   w_ih, w_hh            (groups, unroll, Gp) weights, unroll = 8, 2 or 1 rows per pass; bias_a, bias_b (Gp)
+#   w_ih, w_hh            (groups, unroll, Gp) weights, unroll = 8, 2 or 1 rows per pass; or w_hh as panels,
+#                         (Gp/lanes, Hp, lanes) with lanes = 128 bytes (told apart by its last axis, not Gp);
+#                         bias_a, bias_b (Gp)
 #   head_w, head_b        (outputs, Hp/8, 8) and (outputs,)
 #   inp, skip             the signal and the number of its channels added to the output
 #   zz (2, >= Gp)         scratch
@@ -800,6 +819,19 @@ def vrows8(typingctx, arr, start, stride, like):
         return context.make_tuple(builder, tup, rows)
 
     return tup(arr, start, stride, like), codegen
+
+
+@intrinsic
+def vpanel(typingctx, zero):
+    """A vector of zeros, 128 bytes of ``zero``'s type (32 float32 or 16 float64 lanes: engine.PANEL_BYTES)."""
+    if not isinstance(zero, types.Float):
+        return None
+    vt = VecType(zero, 128 // (zero.bitwidth // 8))
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(vt), None)
+
+    return vt(zero), codegen
 
 
 @intrinsic

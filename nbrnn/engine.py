@@ -63,7 +63,7 @@ class StackLayer:
     state: int  # Sp, its part of the padded state row (2 Hp for an LSTM: h then c)
     offset: int  # where that part starts in the padded state row
     w_ih: np.ndarray  # (groups, unroll, Gp): W_ih^T, rows grouped by 8, 2 or 1 (UNROLL)
-    w_hh: np.ndarray  # (groups, unroll, Gp): W_hh^T
+    w_hh: np.ndarray  # (groups, unroll, Gp): W_hh^T; or (Gp/lanes, Hp, lanes) panels (PANEL)
     bias_a: np.ndarray  # (Gp,) the gates' bias (a GRU's n block: b_in only)
     bias_b: np.ndarray  # (Gp,) a GRU's recurrent bias (b_hn in the n block), zeros otherwise
     inputs: int = 1  # the width of its input rows
@@ -211,6 +211,13 @@ def pack(network: Network, dtype, specialise: bool = True) -> Packed:
 #: two (up to 192 KiB: 11-20 % faster than one or eight for LSTM H = 64 in float32 and float64, GRU
 #: H = 64 float64), then one (float64 H = 128).  Measured in docs/speed.md.
 UNROLL = ((48 * 1024, 8), (192 * 1024, 2))
+#: Recurrent weight matrices larger than this many bytes are packed as panels for the stack kernels: 128 bytes
+#: of gate columns (32 float32 or 16 float64), every row, then the next 128 bytes, so that the kernel sums
+#: each panel's gates in registers over all rows, reading the weights as one sequential stream (no partial
+#: sums through memory).  Same bits as one row per pass.  Measured in docs/speed.md.
+PANEL = 48 * 1024
+#: The panels' width in bytes (the kernels' vectors: two 512-bit registers).
+PANEL_BYTES = 128
 #: Padded hidden sizes (inclusive range) whose layers run on a kernel compiled for that size, by cell
 #: and dtype item size: every loop's trip count is then a constant.  Measured (docs/speed.md): 5-27 %
 #: faster there (GRU 0-25 %); outside these ranges the size-generic kernel was as fast or faster (a
@@ -320,9 +327,12 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         offset += _ceil(max(arr.size, 1), 64 // dt.itemsize)  # every block starts on a 64-byte boundary
         return start, arr.shape
 
-    def grouped(w):
+    def grouped(w, recurrent=False):
         rows, gp = w.shape
         size = rows * gp * dt.itemsize
+        lanes = PANEL_BYTES // dt.itemsize
+        if recurrent and not register and size > PANEL and gp % lanes == 0 and gp > lanes:
+            return w.reshape(rows, gp // lanes, lanes).transpose(1, 0, 2)
         unroll = next((u for limit, u in UNROLL if size <= limit), 1)
         if rows % unroll:
             unroll = 1
@@ -338,7 +348,8 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
             rows = dense.output_size
         return refs, rows
 
-    min_padded = {} if small_shape(network, dt) else MIN_PADDED
+    register = small_shape(network, dt)  # the register kernel reads rows, never panels
+    min_padded = {} if register else MIN_PADDED
     in_rows = network.input_size
     state_offset = 0
     gate_width = 1
@@ -367,7 +378,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         else:
             bias_a[column] = layer.bias_ih + layer.bias_hh
         sp = 2 * hp if layer.cell == "lstm" else hp
-        refs = [put(grouped(w_ih * scale)), put(grouped(w_hh * scale)), put(bias_a * scale), put(bias_b)]
+        refs = [put(grouped(w_ih * scale)), put(grouped(w_hh * scale, recurrent=True)), put(bias_a * scale), put(bias_b)]
         specs.append((layer.cell, h, hp, sp, state_offset, refs, in_rows, front_refs))
         index.append(state_offset + np.arange(h))
         if layer.cell == "lstm":

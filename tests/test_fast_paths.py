@@ -205,6 +205,57 @@ def test_every_weight_layout_matches_table_driven_kernel(unroll, dtype, monkeypa
     np.testing.assert_allclose(stack.feed(x), table.feed(x), rtol=0, atol=atol)
 
 
+PANEL_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")), (96000, dict(method="allpass")),
+               (150000, dict(method="lagrange")), (96000, dict(method="stn"))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rate,opts", PANEL_PLANS, ids=[f"{p[1]['method']}-{p[0]}" for p in PANEL_PLANS])
+def test_panel_layout_is_bit_exact_with_one_row_per_pass(rate, opts, dtype, monkeypatch):
+    """Recurrent matrices beyond engine.PANEL bytes are packed as panels of 128 bytes of gate columns, each
+    summed in registers over every row: the one-row-per-pass order, so the same bits, on a size-specialised
+    and a size-generic kernel, LSTM, GRU and Elman, every plan family, two channels, in two blocks."""
+    network = _random_network([("lstm", 24), ("gru", 32), ("rnn_tanh", 64), ("dense", 2)], seed=5)
+    # recurrent weights scaled to a contracting network, so that the table-driven kernel's roundings stay small
+    network = dataclasses.replace(network, layers=tuple(
+        dataclasses.replace(layer, weight_hh=layer.weight_hh / np.sqrt(layer.hidden_size))
+        if isinstance(layer, Recurrent) else layer for layer in network.layers))
+    plan = make_plan(48000, rate, **opts)
+    x = np.sin(np.arange(2 * 1100).reshape(2, 1100, 1) * np.array([0.037, 0.051])[:, None, None]).astype(dtype)
+
+    def run():
+        stream = engine.Stream(engine.pack(network, dtype), plan, 2, rate, 48000)
+        return stream, np.concatenate([stream.feed(x[:, :500]), stream.feed(x[:, 500:])], axis=1)
+
+    with monkeypatch.context() as m:
+        m.setattr(engine, "UNROLL", ())  # the input-side matrices one row per pass in both runs
+        m.setattr(engine, "PANEL", 0)
+        panel, y = run()
+        m.setattr(engine, "PANEL", 1 << 40)
+        rows, y_rows = run()
+    lanes = engine.PANEL_BYTES // np.dtype(dtype).itemsize
+    assert [layer.w_hh.shape for layer in panel.stack.layers] == [(96 // lanes, 24, lanes), (96 // lanes, 32, lanes),
+                                                                  (64 // lanes, 64, lanes)]
+    assert all(layer.w_hh.shape[1] == 1 for layer in rows.stack.layers)
+    assert panel.tiles[0] and not panel.tiles[2]
+    assert np.array_equal(y, y_rows)
+    assert np.array_equal(panel.state, rows.state)
+    table = engine.Stream(engine.pack(network, dtype, specialise=False), plan, 2, rate, 48000)
+    np.testing.assert_allclose(y, table.feed(x), rtol=0, atol=1e-12 if dtype == "float64" else 2e-5)
+
+
+@pytest.mark.parametrize("cell,h,dtype,panel", [("lstm", 64, "float32", True), ("lstm", 40, "float64", True),
+                                                ("gru", 72, "float32", True), ("lstm", 48, "float32", False),
+                                                ("gru", 64, "float32", False), ("gru", 80, "float32", False)])
+def test_large_recurrent_matrices_are_packed_as_panels(cell, h, dtype, panel):
+    """By default only beyond 48 KiB (where the weights leave the L1 cache; below it eight rows per pass are
+    faster) and when the gate rows fill whole panels (a float32 GRU of 80 has 240: it keeps two rows per pass)."""
+    layer = engine.pack(_random_network([(cell, h), ("dense", 1)]), dtype).stack.layers[0]
+    lanes = engine.PANEL_BYTES // np.dtype(dtype).itemsize
+    assert (layer.w_hh.shape == (layer.bias_a.size // lanes, layer.padded, lanes)) == panel
+    assert layer.w_hh.nbytes > engine.PANEL or not panel
+
+
 @pytest.mark.parametrize("activations", ["accurate", "fast"])
 @pytest.mark.parametrize("rate,opts", [(44100, dict(method="naive")), (48000, dict(method="lagrange")),
                                        (96000, dict(method="allpass"))])
