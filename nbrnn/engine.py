@@ -209,7 +209,8 @@ def pack(network: Network, dtype, specialise: bool = True) -> Packed:
 #: size: (largest size in bytes, rows) in increasing order; one row per pass above the last.  Eight
 #: while the weights fit the L1 cache (fewer passes over the partial sums); once they stream from L2,
 #: two (up to 192 KiB: 11-20 % faster than one or eight for LSTM H = 64 in float32 and float64, GRU
-#: H = 64 float64), then one (float64 H = 128).  Measured in docs/speed.md.
+#: H = 64 float64), then one (float64 H = 128).  Measured in docs/speed.md.  A recurrent matrix beyond
+#: PANEL bytes comes as panels instead (faster still); the input-side matrices always use these.
 UNROLL = ((48 * 1024, 8), (192 * 1024, 2))
 #: Recurrent weight matrices larger than this many bytes are packed as panels for the stack kernels: 128 bytes
 #: of gate columns (32 float32 or 16 float64), every row, then the next 128 bytes, so that the kernel sums
@@ -359,6 +360,9 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         hp = max(_ceil(h, 8), min_padded.get((layer.cell, dt.itemsize), 8))
         n_blocks = CELL_GATES[layer.cell]
         gp = max(_ceil(n_blocks * hp, 16), MIN_GATES.get((layer.cell, dt.itemsize), 16))
+        low, high = TILED.get((layer.cell, dt.itemsize), (1, 0))
+        if not register and not low <= hp <= high and hp * gp * dt.itemsize > PANEL:
+            gp = _ceil(gp, PANEL_BYTES // dt.itemsize)  # whole panels (the size-generic kernel reads Gp from the arrays)
         scale = np.ones(gp)
         column = np.empty(n_blocks * h, dtype=np.int64)  # canonical gate row -> padded gate column
         for b, halved in enumerate(_HALVED[layer.cell]):

@@ -246,14 +246,39 @@ def test_panel_layout_is_bit_exact_with_one_row_per_pass(rate, opts, dtype, monk
 
 @pytest.mark.parametrize("cell,h,dtype,panel", [("lstm", 64, "float32", True), ("lstm", 40, "float64", True),
                                                 ("gru", 72, "float32", True), ("lstm", 48, "float32", False),
-                                                ("gru", 64, "float32", False), ("gru", 80, "float32", False)])
+                                                ("gru", 64, "float32", False), ("gru", 80, "float32", True)])
 def test_large_recurrent_matrices_are_packed_as_panels(cell, h, dtype, panel):
     """By default only beyond 48 KiB (where the weights leave the L1 cache; below it eight rows per pass are
-    faster) and when the gate rows fill whole panels (a float32 GRU of 80 has 240: it keeps two rows per pass)."""
+    faster); a float32 GRU of 80 units has 240 gate rows, padded to 256 for whole panels."""
     layer = engine.pack(_random_network([(cell, h), ("dense", 1)]), dtype).stack.layers[0]
     lanes = engine.PANEL_BYTES // np.dtype(dtype).itemsize
     assert (layer.w_hh.shape == (layer.bias_a.size // lanes, layer.padded, lanes)) == panel
     assert layer.w_hh.nbytes > engine.PANEL or not panel
+
+
+def test_gate_rows_padded_to_whole_panels_are_bit_exact(monkeypatch):
+    """A float32 GRU of 80 units (240 gate rows, padded to 256 for its panels) gives the one-row-per-pass
+    result on one row per pass with its 240 rows, and the table-driven kernel's to float32 rounding."""
+    network = _random_network([("gru", 80), ("dense", 1)], seed=2)
+    network = dataclasses.replace(network, layers=(dataclasses.replace(network.layers[0],
+                                                                       weight_hh=network.layers[0].weight_hh / 9),
+                                                   network.layers[1]))
+    plan = make_plan(48000, 52000, method="lagrange")
+    x = np.sin(np.arange(1200).reshape(1, 1200, 1) * 0.037).astype("float32")
+
+    def run():
+        stream = engine.Stream(engine.pack(network, "float32"), plan, 1, 52000, 48000)
+        return stream, stream.feed(x)
+
+    panel, y = run()
+    with monkeypatch.context() as m:
+        m.setattr(engine, "PANEL", 1 << 40)
+        m.setattr(engine, "UNROLL", ())
+        rows, y_rows = run()
+    assert panel.stack.layers[0].w_hh.shape == (8, 80, 32) and rows.stack.layers[0].w_hh.shape == (80, 1, 240)
+    assert np.array_equal(y, y_rows)
+    table = engine.Stream(engine.pack(network, "float32", specialise=False), plan, 1, 52000, 48000)
+    np.testing.assert_allclose(y, table.feed(x), rtol=0, atol=2e-5)
 
 
 @pytest.mark.parametrize("activations", ["accurate", "fast"])
