@@ -362,7 +362,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         gp = max(_ceil(n_blocks * hp, 16), MIN_GATES.get((layer.cell, dt.itemsize), 16))
         low, high = TILED.get((layer.cell, dt.itemsize), (1, 0))
         if not register and not low <= hp <= high and hp * gp * dt.itemsize > PANEL:
-            gp = _ceil(gp, PANEL_BYTES // dt.itemsize)  # whole panels (the size-generic kernel reads Gp from the arrays)
+            gp = _ceil(gp, PANEL_BYTES // dt.itemsize)  # whole panels (the size-generic kernel reads Gp from bias_a)
         scale = np.ones(gp)
         column = np.empty(n_blocks * h, dtype=np.int64)  # canonical gate row -> padded gate column
         for b, halved in enumerate(_HALVED[layer.cell]):
@@ -382,7 +382,8 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         else:
             bias_a[column] = layer.bias_ih + layer.bias_hh
         sp = 2 * hp if layer.cell == "lstm" else hp
-        refs = [put(grouped(w_ih * scale)), put(grouped(w_hh * scale, recurrent=True)), put(bias_a * scale), put(bias_b)]
+        refs = [put(grouped(w_ih * scale)), put(grouped(w_hh * scale, recurrent=True)), put(bias_a * scale),
+                put(bias_b)]
         specs.append((layer.cell, h, hp, sp, state_offset, refs, in_rows, front_refs))
         index.append(state_offset + np.arange(h))
         if layer.cell == "lstm":
