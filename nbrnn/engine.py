@@ -328,12 +328,9 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         offset += _ceil(max(arr.size, 1), 64 // dt.itemsize)  # every block starts on a 64-byte boundary
         return start, arr.shape
 
-    def grouped(w, recurrent=False):
+    def grouped(w):
         rows, gp = w.shape
         size = rows * gp * dt.itemsize
-        lanes = PANEL_BYTES // dt.itemsize
-        if recurrent and not register and size > PANEL and gp % lanes == 0 and gp > lanes:
-            return w.reshape(rows, gp // lanes, lanes).transpose(1, 0, 2)
         unroll = next((u for limit, u in UNROLL if size <= limit), 1)
         if rows % unroll:
             unroll = 1
@@ -351,6 +348,7 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
 
     register = small_shape(network, dt)  # the register kernel reads rows, never panels
     min_padded = {} if register else MIN_PADDED
+    lanes = PANEL_BYTES // dt.itemsize
     in_rows = network.input_size
     state_offset = 0
     gate_width = 1
@@ -361,8 +359,10 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         n_blocks = CELL_GATES[layer.cell]
         gp = max(_ceil(n_blocks * hp, 16), MIN_GATES.get((layer.cell, dt.itemsize), 16))
         low, high = TILED.get((layer.cell, dt.itemsize), (1, 0))
-        if not register and not low <= hp <= high and hp * gp * dt.itemsize > PANEL:
-            gp = _ceil(gp, PANEL_BYTES // dt.itemsize)  # whole panels (the size-generic kernel reads Gp from bias_a)
+        panel = not register and hp * gp * dt.itemsize > PANEL
+        if panel and not low <= hp <= high:
+            gp = _ceil(gp, lanes)  # whole panels (the size-generic kernel reads Gp from bias_a)
+        panel = panel and gp % lanes == 0 and gp > lanes  # the kernels tell panels by a last axis other than Gp
         scale = np.ones(gp)
         column = np.empty(n_blocks * h, dtype=np.int64)  # canonical gate row -> padded gate column
         for b, halved in enumerate(_HALVED[layer.cell]):
@@ -382,8 +382,9 @@ def pack_stack(network: Network, dtype) -> StackLayout | None:
         else:
             bias_a[column] = layer.bias_ih + layer.bias_hh
         sp = 2 * hp if layer.cell == "lstm" else hp
-        refs = [put(grouped(w_ih * scale)), put(grouped(w_hh * scale, recurrent=True)), put(bias_a * scale),
-                put(bias_b)]
+        w_hh = w_hh * scale
+        w_hh = w_hh.reshape(hp, gp // lanes, lanes).transpose(1, 0, 2) if panel else grouped(w_hh)
+        refs = [put(grouped(w_ih * scale)), put(w_hh), put(bias_a * scale), put(bias_b)]
         specs.append((layer.cell, h, hp, sp, state_offset, refs, in_rows, front_refs))
         index.append(state_offset + np.arange(h))
         if layer.cell == "lstm":

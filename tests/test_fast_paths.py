@@ -205,6 +205,14 @@ def test_every_weight_layout_matches_table_driven_kernel(unroll, dtype, monkeypa
     np.testing.assert_allclose(stack.feed(x), table.feed(x), rtol=0, atol=atol)
 
 
+def _contracting(network):
+    """``network`` with its recurrent weights divided by the square root of their size: a contracting loop, so that
+    the table-driven kernel's roundings stay small."""
+    return dataclasses.replace(network, layers=tuple(
+        dataclasses.replace(layer, weight_hh=layer.weight_hh / np.sqrt(layer.hidden_size))
+        if isinstance(layer, Recurrent) else layer for layer in network.layers))
+
+
 PANEL_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")), (96000, dict(method="allpass")),
                (150000, dict(method="lagrange")), (96000, dict(method="stn"))]
 
@@ -215,11 +223,7 @@ def test_panel_layout_is_bit_exact_with_one_row_per_pass(rate, opts, dtype, monk
     """Recurrent matrices beyond engine.PANEL bytes are packed as panels of 128 bytes of gate columns, each
     summed in registers over every row: the one-row-per-pass order, so the same bits, on a size-specialised
     and a size-generic kernel, LSTM, GRU and Elman, every plan family, two channels, in two blocks."""
-    network = _random_network([("lstm", 24), ("gru", 32), ("rnn_tanh", 64), ("dense", 2)], seed=5)
-    # recurrent weights scaled to a contracting network, so that the table-driven kernel's roundings stay small
-    network = dataclasses.replace(network, layers=tuple(
-        dataclasses.replace(layer, weight_hh=layer.weight_hh / np.sqrt(layer.hidden_size))
-        if isinstance(layer, Recurrent) else layer for layer in network.layers))
+    network = _contracting(_random_network([("lstm", 24), ("gru", 32), ("rnn_tanh", 64), ("dense", 2)], seed=5))
     plan = make_plan(48000, rate, **opts)
     x = np.sin(np.arange(2 * 1100).reshape(2, 1100, 1) * np.array([0.037, 0.051])[:, None, None]).astype(dtype)
 
@@ -259,10 +263,7 @@ def test_large_recurrent_matrices_are_packed_as_panels(cell, h, dtype, panel):
 def test_gate_rows_padded_to_whole_panels_are_bit_exact(monkeypatch):
     """A float32 GRU of 80 units (240 gate rows, padded to 256 for its panels) gives the one-row-per-pass
     result on one row per pass with its 240 rows, and the table-driven kernel's to float32 rounding."""
-    network = _random_network([("gru", 80), ("dense", 1)], seed=2)
-    network = dataclasses.replace(network, layers=(dataclasses.replace(network.layers[0],
-                                                                       weight_hh=network.layers[0].weight_hh / 9),
-                                                   network.layers[1]))
+    network = _contracting(_random_network([("gru", 80), ("dense", 1)], seed=2))
     plan = make_plan(48000, 52000, method="lagrange")
     x = np.sin(np.arange(1200).reshape(1, 1200, 1) * 0.037).astype("float32")
 
