@@ -17,8 +17,8 @@ import numpy as np
 
 from ._atomic import atomic_output, check_destination
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError
-from .model import Model, beyond_range, check_rate, no_conditioning, range_text
-from .network import real_array
+from .model import Model, check_rate, no_conditioning
+from .network import beyond_range, range_text, real_array
 
 #: Default output subtype: 32-bit float, so nothing above full scale is clipped.
 DEFAULT_SUBTYPE = "FLOAT"
@@ -278,7 +278,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                             clipped += int(np.count_nonzero(np.abs(block) > 1.0))
                         elif single is not None and (where := beyond_range(block, single)) is not None:
                             raise OutputError(f"output '{output_path}': the output at frame {written + where[0]} is "
-                                              f"beyond what {subtype} holds (±{float(np.finfo(single).max):.3g}); "
+                                              f"beyond what {subtype} holds, {range_text(single)}; "
                                               f"use --subtype DOUBLE (subtype='DOUBLE')")
                         dst.write(block)
 
