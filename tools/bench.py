@@ -22,7 +22,8 @@ R = 48000/44100, and reports samples/s and how many times real time that is at
 * 8 channels on all cores against 1 channel (throughput ratio);
 * cold compile (a fresh process without the on-disk cache: its first ``process``
   call) and warm start (a fresh process with a filled cache: ``import nbrnn``
-  to the first processed block; median of 3 processes), timed inside the
+  to the first processed block; median of 3 processes, with Python's bytecode
+  cache on even where PYTHONDONTWRITEBYTECODE is set), timed inside the
   subprocesses.  The warm start is also split in three more processes: Numba's
   own start (``import numba`` and the first call of a cached one-line kernel,
   which any program with a cached Numba kernel pays) and nbrnn's share after it.
@@ -298,7 +299,9 @@ def start_times(dtype: str, runs: int = 3) -> tuple:
             path.write_text(START_CODE.format(root=str(ROOT), dtype=dtype, mark=mark, floor=floor))
             return path
 
-        base = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "cache"))
+        # with Python's bytecode cache too, as a user's second process finds it
+        base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        base["NUMBA_CACHE_DIR"] = str(Path(tmp) / "cache")
         first, warm_start, split_start = script("first", "", "t1"), script("warm", "", "t0"), script(
             "split", FLOOR_CODE, "tf")
         cold = in_subprocess(first, dict(base, NBRNN_NUMBA_CACHE="0"))
