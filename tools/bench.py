@@ -22,11 +22,12 @@ R = 48000/44100, and reports samples/s and how many times real time that is at
 * 8 channels on all cores against 1 channel (throughput ratio);
 * cold compile (a fresh process without the on-disk cache: its first ``process``
   call) and warm start (a fresh process with a filled cache: ``import nbrnn``
-  to the first processed block; median of 3 processes, with Python's bytecode
-  cache on even where PYTHONDONTWRITEBYTECODE is set), timed inside the
-  subprocesses.  The warm start is also split in three more processes: Numba's
-  own start (``import numba`` and the first call of a cached one-line kernel,
-  which any program with a cached Numba kernel pays) and nbrnn's share after it.
+  to the first processed block; median of START_RUNS (3) processes, with
+  Python's bytecode cache on even where PYTHONDONTWRITEBYTECODE is set), timed
+  inside the subprocesses.  The warm start is also split in as many more
+  processes: Numba's own start (``import numba`` and the first call of a cached
+  one-line kernel, which any program with a cached Numba kernel pays) and
+  nbrnn's share after it.
 
 ``--timer cpu`` times single-thread measurements with the thread's CPU time
 instead of the wall clock, which leaves out the time spent waiting for a core
@@ -289,7 +290,11 @@ print(tf - t0)
 """
 
 
-def start_times(dtype: str, runs: int = 3) -> tuple:
+#: Fresh processes per warm-start figure (their median).
+START_RUNS = 3
+
+
+def start_times(dtype: str, runs: int = START_RUNS) -> tuple:
     """Seconds, each in fresh processes: (cold first call, warm start: import nbrnn -> first block, and that
     warm start split into Numba's own start and what nbrnn adds after it); the warm figures are medians of
     ``runs`` processes."""
@@ -473,7 +478,8 @@ def main(argv=None):
     for dtype in ("float64", "float32"):
         cold, warm, numba_start, own = start_times(dtype)
         extras.append([f"cold compile: first process() without cache, LSTM H=32 {dtype} lagrange", cold, "s"])
-        extras.append([f"warm start: import nbrnn -> first block with cache, {dtype}, median of 3", warm, "s"])
+        extras.append([f"warm start: import nbrnn -> first block with cache, {dtype}, median of {START_RUNS}", warm,
+                       "s"])
         extras.append([f"  of which Numba's own start (import numba, first call of a cached one-line kernel), {dtype}",
                        numba_start, "s"])
         extras.append([f"  and nbrnn's share after it (import nbrnn -> first block), {dtype}", own, "s"])
