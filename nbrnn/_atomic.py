@@ -35,15 +35,18 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
     ``overwrite``.  The output's folder must exist and be writable.
     """
     try:
-        out = os.path.abspath(os.fspath(output_path))
+        given = os.fsdecode(os.fspath(output_path))
     except (TypeError, ValueError) as exc:
         raise OutputError(f"output path {output_path!r} is not a usable file name ({exc})") from None
-    if "\0" in out:
+    if "\0" in given:
         raise OutputError(f"output path {output_path!r} is not a usable file name (it holds a NUL character)")
-    if os.fspath(output_path).endswith(("/", os.sep)):
+    if given.endswith(("/", os.sep)):
         raise OutputError(f"output '{output_path}' ends with a slash, which names a folder; give a file name")
+    # the folder as the system resolves it ('link/..' is the link target's parent, not the current folder);
+    # the name itself stays as given (a link there is replaced, not followed)
+    out = os.path.join(os.path.realpath(os.path.dirname(given) or "."), os.path.basename(given))
     for what, path in protected:
-        if path and _same_file(out, os.path.abspath(os.fspath(path))):
+        if path and _same_file(out, os.path.realpath(os.fspath(path))):
             raise OutputError(f"output '{output_path}' is the {what}; nbrnn never overwrites a file it reads")
     if os.path.isdir(out):
         raise OutputError(f"output '{output_path}' is a directory; give a file name")
@@ -97,7 +100,8 @@ def atomic_output(target: str, overwrite: bool = True):
     file is linked into place, which fails if the name exists.
     """
     target = os.fspath(target)
-    folder = os.path.dirname(os.path.abspath(target))
+    folder = os.path.realpath(os.path.dirname(target) or ".")  # as the system resolves it (check_destination)
+    target = os.path.join(folder, os.path.basename(target))
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(folder, os.path.basename(target)), suffix=_SUFFIX, dir=folder)
     except OSError as exc:

@@ -15,14 +15,23 @@ from .errors import NbrnnError
 INNER_METHODS = tuple(m for m in METHODS if m not in ("oversample", "resample", "fir"))
 
 
-class _Once(argparse._StoreAction):
+def _given_once(action, parser, namespace) -> None:
     """An option given twice is an error (``--cond``, which collects, is the exception)."""
+    seen = namespace.__dict__.setdefault("_given", set())
+    if action.dest in seen:
+        parser.error(f"{'/'.join(action.option_strings)} was given twice")
+    seen.add(action.dest)
 
+
+class _Once(argparse._StoreAction):
     def __call__(self, parser, namespace, values, option_string=None):
-        seen = namespace.__dict__.setdefault("_given", set())
-        if self.dest in seen:
-            parser.error(f"{'/'.join(self.option_strings)} was given twice")
-        seen.add(self.dest)
+        _given_once(self, parser, namespace)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _OnceTrue(argparse._StoreTrueAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        _given_once(self, parser, namespace)
         super().__call__(parser, namespace, values, option_string)
 
 
@@ -34,6 +43,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.register("action", None, _Once)
         self.register("action", "store", _Once)
+        self.register("action", "store_true", _OnceTrue)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

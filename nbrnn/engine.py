@@ -105,6 +105,8 @@ class Packed:
     n_outputs: int
     skip: int
     stack: StackLayout | None = None  # the fast layout, when the network is a recurrent stack
+    input_gain: float = 1.0  # Network.input_gain and output_gain, applied around the kernels
+    output_gain: float = 1.0
 
 
 def _aligned(n: int, dtype, fill=0.0) -> np.ndarray:
@@ -202,7 +204,8 @@ def pack(network: Network, dtype, specialise: bool = True) -> Packed:
     init = np.concatenate(states).astype(dt) if states else np.zeros(0, dtype=dt)
     stack = pack_stack(network, dt) if specialise else None
     return Packed(np.array(rows, dtype=np.int64), params, init, width, gate_width, consts,
-                  network.input_size, network.output_size, network.skip, stack)
+                  network.input_size, network.output_size, network.skip, stack, network.input_gain,
+                  network.output_gain)
 
 
 #: How many rows of a weight matrix the stack kernels read per pass over the gates, by the matrix's
@@ -532,10 +535,15 @@ class Stream:
     channels : int
     sample_rate, trained_rate : float
         Needed by resampling plans.
+    warmup : float
+        Seconds of silence run through the model after every :meth:`reset` to the initial state, at the
+        model's rate, before the first sample (with the knobs at the first fed sample's values; a
+        conditioned model given an empty block warms up before the next block's samples).
     """
 
     def __init__(self, packed: Packed, plan: Plan, channels: int, sample_rate: float, trained_rate: float,
-                 context: str = "", activations: str = "accurate"):
+                 context: str = "", activations: str = "accurate", warmup: float = 0.0):
+        self.warmup = warmup
         self.packed = packed
         self.plan = plan
         self.channels = channels
@@ -660,8 +668,10 @@ class Stream:
                 and (self.mode == _kernels.MODE_CHAIN or (self.mode == _kernels.MODE_UNIT and self.d1 == 1)))
 
     def reset(self, state: np.ndarray | None = None) -> None:
-        """Return to the model's initial state (or to ``state``: one recurrent state vector, or one per channel)."""
+        """Return to the model's initial state, then the stream's warm-up before the next samples (or to
+        ``state``: one recurrent state vector, or one per channel, without warm-up)."""
         state = check_state(state, self.packed.initial_state.size, self.channels, self.dtype)
+        self._warmup_due = self.warmup if state is None else 0.0
         s0 = self.packed.initial_state if state is None else state
         s = self.packed.initial_state.size
         depth = self.plan.depth
@@ -743,6 +753,9 @@ class Stream:
             return out
         p, plan = self.packed, self.plan
         inp = np.ascontiguousarray(inp, dtype=self.dtype)
+        if p.input_gain != 1.0:  # on a copy: the block may be the caller's
+            inp = inp.copy()
+            inp[:, :, 0] *= self.dtype.type(p.input_gain)
         if self.stack is not None:
             self._run_stack(inp, out)
         elif self.channels == 1:
@@ -753,6 +766,8 @@ class Stream:
             _kernels.run_channels(inp, out, p.table, p.params, self.ring, self.feedback, self.position, plan.depth,
                                   plan.kind, self.tap_delay, self.tap_weight, plan.delayed_output, p.skip, p.consts,
                                   self.buf_a, self.buf_b, self.gates, self.gates2, self.fast)
+        if p.output_gain != 1.0:
+            out *= self.dtype.type(p.output_gain)
         if not np.isfinite(out).all():
             raise UnstableError(f"{self.context}: the output became non-finite (NaN/Inf): {divergence(plan)}")
         if self._state_diverged():
@@ -827,6 +842,8 @@ class Stream:
         """Process (channels, n, inputs); returns (channels, m, outputs), m = n for delay-line plans."""
         self._check_open("feed")
         inp = self._check_block(inp)
+        if self._warmup_due and (inp.shape[1] or self.packed.n_inputs == 1):
+            self._warm(inp)
         if self.plan.resample == "fft":
             self._fft_pending.append(inp)
             return np.empty((self.channels, 0, self.packed.n_outputs), dtype=self.dtype)
@@ -835,6 +852,22 @@ class Stream:
         self._hold_append(inp)
         self._fed += inp.shape[1]
         return self._trim(self._through_stages(self._pre.feed(np.ascontiguousarray(inp[:, :, 0].T))))
+
+    def _warm(self, inp: np.ndarray) -> None:
+        """The warm-up: silence at the model's rate, the knobs held at ``inp``'s first sample."""
+        seconds, self._warmup_due = self._warmup_due, 0.0
+        plan = self.plan
+        model_rate = self.trained_rate if plan.resample else self.sample_rate * plan.oversample
+        n = int(round(seconds * model_rate))
+        if n == 0:  # shorter than half a sample at the model's rate: nothing to run
+            return
+        block = min(n, 1 << 16)  # memory stays bounded whatever the rate
+        silence = np.zeros((self.channels, block, self.packed.n_inputs), dtype=self.dtype)
+        if self.packed.n_inputs > 1:
+            silence[:, :, 1:] = inp[:, :1, 1:]
+        for start in range(0, n, block):
+            rows = min(block, n - start)
+            self._run(silence if rows == block else np.ascontiguousarray(silence[:, :rows]))
 
     def _check_block(self, inp) -> np.ndarray:
         if not isinstance(inp, np.ndarray) or inp.dtype != self.dtype:

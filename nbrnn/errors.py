@@ -37,3 +37,11 @@ class UnstableError(NbrnnError, ArithmeticError):
 
 class OutputError(NbrnnError, OSError):
     """An output file cannot be written (exists, is the input, or the folder is not writable)."""
+
+
+def plain(value, limit: int = 120) -> str:
+    """Text taken from a file, fit for a one-line message: control characters escaped, at most ``limit``
+    characters (a file can hold terminal escape codes, line breaks or megabytes in a name)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text[:2 * limit].encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -97,11 +97,11 @@ def minimax_error(kernel, delta: float, bandwidth: float = 0.5, *, grid: int = D
         taps = np.asarray(kernel, dtype=np.float64)
     except (TypeError, ValueError):
         raise ArgumentError(
-            f"kernel must be a non-empty 1-D array of finite numbers, got {kernel!r}"
+            f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not {kernel!r}"
         ) from None
     if taps.ndim != 1 or taps.size < 1 or not np.all(np.isfinite(taps)):
         raise ArgumentError(
-            f"kernel must be a non-empty 1-D array of finite numbers, got shape {taps.shape}"
+            f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not one of shape {taps.shape}"
         )
     w = _grid(bandwidth, grid)
     response = np.exp(-1j * np.outer(w, np.arange(taps.size))) @ taps
@@ -190,22 +190,22 @@ def minimax_kernel(
     True
     """
     if isinstance(order, bool):
-        raise ArgumentError(f"order must be an integer in 1..{MAX_ORDER}, got {order!r}")
+        raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {order!r}")
     try:
         order = operator.index(order)
     except TypeError:
-        raise ArgumentError(f"order must be an integer in 1..{MAX_ORDER}, got {order!r}") from None
+        raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {order!r}") from None
     if not 1 <= order <= MAX_ORDER:
-        raise ArgumentError(f"order must be an integer in 1..{MAX_ORDER}, got {order}")
+        raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {order}")
     delta, bandwidth, grid = _check_common(delta, bandwidth, grid)
     if not -1.0 < delta < order + 1.0:
         raise ArgumentError(
-            f"delta must satisfy -1 < delta < order + 1 = {order + 1} "
-            f"(delay 1 + delta positive and within one sample of the taps), got {delta!r}"
+            f"Argument 'delta' must satisfy -1 < delta < order + 1 = {order + 1} "
+            f"(delay 1 + delta positive and within one sample of the taps), not {delta!r}"
         )
     if grid < 4 * (order + 1):
         raise ArgumentError(
-            f"grid must be at least 4 * (order + 1) = {4 * (order + 1)} for order {order}, got {grid}"
+            f"Argument 'grid' must be at least 4 * (order + 1) = {4 * (order + 1)} for order {order}, not {grid}"
         )
     return _design(delta, order, bandwidth, grid).copy()
 
@@ -214,31 +214,32 @@ def _check_common(delta, bandwidth, grid):
     """Validate and normalise the arguments shared by the public functions."""
     # Strings and booleans would convert silently; neither is a delay.
     if isinstance(delta, (bool, str, bytes)):
-        raise ArgumentError(f"delta must be a finite real number, got {delta!r}")
+        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {delta!r}")
     try:
         delta = float(delta)
     except (TypeError, ValueError):
-        raise ArgumentError(f"delta must be a finite real number, got {delta!r}") from None
+        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {delta!r}") from None
     if not math.isfinite(delta):
-        raise ArgumentError(f"delta must be a finite real number, got {delta!r}")
+        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {delta!r}")
     if isinstance(bandwidth, (bool, str, bytes)):
-        raise ArgumentError(f"bandwidth must be a number in (0, 1), got {bandwidth!r}")
+        raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {bandwidth!r}")
     try:
         bandwidth = float(bandwidth)
     except (TypeError, ValueError):
-        raise ArgumentError(f"bandwidth must be a number in (0, 1), got {bandwidth!r}") from None
+        raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {bandwidth!r}") from None
     if not 0.0 < bandwidth < 1.0:
         raise ArgumentError(
-            f"bandwidth must be a number in (0, 1) (fraction of the Nyquist frequency), got {bandwidth!r}"
+            f"Argument 'bandwidth' must be a number in (0, 1) (a fraction of the Nyquist frequency), not "
+            f"{bandwidth!r}"
         )
     if isinstance(grid, bool):
-        raise ArgumentError(f"grid must be an integer in {_MIN_GRID}..{_MAX_GRID}, got {grid!r}")
+        raise ArgumentError(f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {grid!r}")
     try:
         grid = operator.index(grid)
     except TypeError:
-        raise ArgumentError(f"grid must be an integer in {_MIN_GRID}..{_MAX_GRID}, got {grid!r}") from None
+        raise ArgumentError(f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {grid!r}") from None
     if not _MIN_GRID <= grid <= _MAX_GRID:
-        raise ArgumentError(f"grid must be an integer in {_MIN_GRID}..{_MAX_GRID}, got {grid}")
+        raise ArgumentError(f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {grid}")
     return delta, bandwidth, grid
 
 

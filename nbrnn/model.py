@@ -95,7 +95,6 @@ class Model:
         self._packed = {}
         self._stream = None
         self._stream_key = None
-        self._warmup_due = 0.0  # seconds the stream of process() still owes (see process)
 
     # -- description -------------------------------------------------------------------------------------------
     @property
@@ -158,28 +157,9 @@ class Model:
         if (isinstance(channels, bool) or not isinstance(channels, (int, np.integer))
                 or not 1 <= channels <= MAX_CHANNELS):
             raise ArgumentError(f"Argument 'channels' must be an integer from 1 to {MAX_CHANNELS}, not {channels!r}")
-        stream = Stream(self._packed_for(dtype), plan, int(channels), float(sample_rate), self.trained_rate,
-                        context=f"{os.path.basename(self.network.source) or 'model'} at {float(sample_rate):g} Hz",
-                        activations=check_activations(activations))
-        self._warm(stream)
-        return stream
-
-    def _warm(self, stream: Stream, cond=None, seconds=None) -> None:
-        seconds = self.warmup if seconds is None else seconds
-        if not seconds:
-            return
-        plan = stream.plan
-        model_rate = self.trained_rate if plan.resample else stream.sample_rate * plan.oversample
-        n = int(round(seconds * model_rate))
-        if n == 0:  # shorter than half a sample at the model's rate: nothing to run
-            return
-        block = min(n, 1 << 16)  # memory stays bounded whatever the rate
-        inp = np.zeros((stream.channels, block, self.network.input_size), dtype=stream.dtype)
-        if cond is not None and self.network.input_size > 1:
-            inp[:, :, 1:] = cond[:, :1, 1:]
-        for start in range(0, n, block):
-            rows = min(block, n - start)
-            stream._run(inp if rows == block else np.ascontiguousarray(inp[:, :rows]))
+        return Stream(self._packed_for(dtype), plan, int(channels), float(sample_rate), self.trained_rate,
+                      context=f"{os.path.basename(self.network.source) or 'model'} at {float(sample_rate):g} Hz",
+                      activations=check_activations(activations), warmup=self.warmup)
 
     def inputs(self, x: np.ndarray, cond=None, dtype="float64") -> np.ndarray:
         """Stack audio (n,) / (n, channels) and conditioning into the kernel layout (channels, n, inputs)."""
@@ -262,6 +242,11 @@ class Model:
 
     @staticmethod
     def _cond_column(value, name: str, n: int, channels: int) -> np.ndarray:
+        if isinstance(value, np.ma.MaskedArray):
+            raise ArgumentError(f"conditioning value for {name!r} is a masked array; every sample is used, masked or "
+                                f"not: pass .filled(...) with the value the masked samples should have")
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # beyond int64 numpy would hold it as an object
         arr, what = real_array(value)
         if arr is None:
             raise ArgumentError(f"conditioning value for {name!r} must be a real number or an array of them, "
@@ -281,7 +266,6 @@ class Model:
         """Forget the running state: the next ``process`` starts from the model's initial state."""
         self._stream = None
         self._stream_key = None
-        self._warmup_due = 0.0
 
     def process(self, x, sample_rate: float, *, method: str = "lagrange", reset: bool = True, cond=None,
                 dtype="float64", activations: str = "accurate", warmup: float | None = None,
@@ -338,19 +322,20 @@ class Model:
                 reset = True
             self._stream = Stream(self._packed_for(dtype), plan, channels, rate, self.trained_rate,
                                   context=f"{os.path.basename(self.network.source) or 'model'} at {rate:g} Hz",
-                                  activations=activations)
+                                  activations=activations, warmup=self.warmup if seconds is None else seconds)
             self._stream_key = key
-            self._warmup_due = self.warmup if seconds is None else seconds
         elif key != self._stream_key:
+            names = ("sample rate", "method or its options", "dtype", "channel count", "activations")
+            changed = [name for name, old, new in zip(names, self._stream_key, key) if old != new]
+            if "sample rate" in changed:  # the plan (its taps) follows the rate
+                changed = [name for name in changed if name != names[1]]
             raise ArgumentError(
-                "reset=False continues the previous call's stream, but the sample rate, method, dtype, activations "
-                "or channel count changed; pass reset=True (or call model.reset()) to start a new stream")
+                f"reset=False continues the previous call's stream, but the {' and '.join(changed)} changed; pass "
+                f"reset=True (or call model.reset()) to start a new stream")
+        elif seconds is not None:
+            raise ArgumentError(f"Argument 'warmup' ({seconds:g} s) applies after a reset; with reset=False the "
+                                f"call continues the previous call's stream, whose warm-up is done")
         stream = self._stream
-        if self._warmup_due and (inp.shape[1] or self.network.input_size == 1):
-            # the knobs keep their values at the first sample during the warm-up, so a conditioned model given an
-            # empty x warms up at the next call, before its first sample
-            self._warm(stream, inp, self._warmup_due)
-            self._warmup_due = 0.0
         if not stream.streams_exactly:
             if not reset:
                 raise ArgumentError(
@@ -368,7 +353,7 @@ class Model:
 
 
 def load(path, *, trained_rate: float | None = None, skip: int | None = None, format: str | None = None,
-         prewarm: bool = False, rnn_nonlinearity: str = "tanh") -> Model:
+         prewarm: bool = False, rnn_nonlinearity: str | None = None) -> Model:
     """Load a model file trained elsewhere.
 
     Parameters
@@ -387,8 +372,10 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
         Force a format (see ``nbrnn.formats.FORMAT_NAMES``).
     prewarm : bool
         NAM only: process 0.5 s of silence after every reset, as the NAM runtime does.
-    rnn_nonlinearity : {'tanh', 'relu'}
-        For plain ``nn.RNN`` layers in files that do not record it.
+    rnn_nonlinearity : {'tanh', 'relu'}, optional
+        For plain ``nn.RNN`` layers in files that do not record it (PyTorch state_dicts and checkpoints,
+        PyTorch-named ``.npz`` / ``.safetensors`` without that metadata); default tanh.  Giving another
+        than a file records is an error.
 
     Returns
     -------
@@ -396,7 +383,7 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
     """
     from .formats import read_network
 
-    if rnn_nonlinearity not in ("tanh", "relu"):
+    if rnn_nonlinearity not in (None, "tanh", "relu"):
         raise ArgumentError(f"Argument 'rnn_nonlinearity' must be 'tanh' or 'relu', not {rnn_nonlinearity!r}")
     if skip is not None and (isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0):
         raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {skip!r}")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .adapt import check_rate, is_choice
-from .errors import ArgumentError, ModelShapeError
+from .errors import ArgumentError, ModelShapeError, plain
 
 #: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
 CELL_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -34,6 +34,26 @@ DEFAULT_TRAINED_RATE = 44100.0
 #: dense layer of its width).
 MAX_LAYERS = 256
 MAX_PARAMETERS = 1 << 24
+
+
+#: The range of :attr:`Network.input_gain` and :attr:`Network.output_gain` (±120 dB).
+MIN_GAIN, MAX_GAIN = 1e-6, 1e6
+
+
+def check_gain(value: Any, name: str) -> float:
+    """A linear gain from :data:`MIN_GAIN` to :data:`MAX_GAIN`, as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentError(f"Argument '{name}' must be a number (a linear gain), not {type(value).__name__}")
+    gain = float(value)
+    if not MIN_GAIN <= gain <= MAX_GAIN:  # NaN too
+        raise ArgumentError(f"Argument '{name}' must be a linear gain from {MIN_GAIN:g} to {MAX_GAIN:g} "
+                            f"(±120 dB), not {gain!r}")
+    return gain
+
+
+def gain_text(gain: float) -> str:
+    """``+12 dB (×3.98)`` for messages and summaries."""
+    return f"{20 * np.log10(gain):+.3g} dB (×{gain:.4g})"
 
 
 def check_size(layers: int, parameters: int, context: str) -> None:
@@ -134,7 +154,8 @@ class Dense:
         if w.shape[0] == 0 or w.shape[1] == 0:
             raise ModelShapeError(f"{ctx}: weight shape {w.shape} is empty")
         if not is_choice(self.activation, ACTIVATIONS):
-            raise ModelShapeError(f"{ctx}: activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
+            raise ModelShapeError(f"{ctx}: activation must be one of {', '.join(ACTIVATIONS)}, not "
+                                  f"{plain(repr(self.activation), 60)}")
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "bias", b)
 
@@ -181,7 +202,8 @@ class Recurrent:
 
     def __post_init__(self):
         if not is_choice(self.cell, CELL_GATES):
-            raise ModelShapeError(f"recurrent layer: cell must be one of {', '.join(CELL_GATES)}, not {self.cell!r}")
+            raise ModelShapeError(f"recurrent layer: cell must be one of {', '.join(CELL_GATES)}, not "
+                                  f"{plain(repr(self.cell), 60)}")
         ctx = f"{self.cell} layer"
         g = CELL_GATES[self.cell]
         wih = _array(self.weight_ih, "weight_ih", 2, ctx)
@@ -276,6 +298,11 @@ class Network:
         Path (or description) of where it was loaded from.
     metadata : dict
         Anything else worth keeping (e.g. file-embedded golden I/O, provenance).
+    input_gain, output_gain : float
+        Linear gains the model file asks the runtime to apply (AIDA-X's ``in_gain`` / ``out_gain``, in dB
+        there): input channel 0 (the audio) is multiplied by ``input_gain`` before the network, the skip
+        connection included, and the output by ``output_gain``.  From :data:`MIN_GAIN` to :data:`MAX_GAIN`;
+        1 = none.
     """
 
     layers: tuple
@@ -286,6 +313,8 @@ class Network:
     format: str = "unknown"
     source: str = ""
     metadata: dict = dataclasses.field(default_factory=dict)
+    input_gain: float = 1.0
+    output_gain: float = 1.0
 
     def __post_init__(self):
         if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
@@ -315,7 +344,7 @@ class Network:
         rate = DEFAULT_TRAINED_RATE if self.trained_rate is None else self.trained_rate
         object.__setattr__(self, "trained_rate", check_rate(rate, "trained_rate"))
         if not is_choice(self.rate_source, RATE_SOURCES):
-            raise ArgumentError(f"rate_source must be one of {RATE_SOURCES}, not {self.rate_source!r}")
+            raise ArgumentError(f"Argument 'rate_source' must be one of {RATE_SOURCES}, not {self.rate_source!r}")
         if isinstance(self.input_names, str) or not hasattr(self.input_names, "__iter__"):
             raise ModelShapeError(f"input_names must be a sequence of names, not {self.input_names!r}")
         names = tuple(self.input_names) or default_input_names(n_in)
@@ -333,6 +362,8 @@ class Network:
                 raise ArgumentError(f"Argument '{field}' must be a string, not {getattr(self, field)!r}")
         if not isinstance(self.metadata, dict):
             raise ArgumentError(f"Argument 'metadata' must be a dict, not {type(self.metadata).__name__}")
+        for field in ("input_gain", "output_gain"):
+            object.__setattr__(self, field, check_gain(getattr(self, field), field))
 
     @property
     def input_size(self) -> int:
@@ -357,15 +388,20 @@ class Network:
     def describe(self) -> str:
         """A multi-line human-readable summary (what ``nbrnn info`` prints)."""
         lines = [
-            f"format:       {self.format}",
-            f"source:       {self.source}",
-            f"inputs:       {self.input_size} ({', '.join(self.input_names)})",
+            f"format:       {plain(self.format)}",
+            f"source:       {plain(self.source, 400)}",
+            f"inputs:       {self.input_size} ({', '.join(plain(name, 60) for name in self.input_names)})",
             f"outputs:      {self.output_size}",
             f"skip:         {self.skip}" + (" (input channel 0 added to the output)" if self.skip == 1 else ""),
             f"trained rate: {self.trained_rate:g} Hz ({self.rate_source})",
             f"parameters:   {self.parameter_count}",
-            "layers:",
         ]
+        if self.input_gain != 1.0:
+            lines.append(f"input gain:   {gain_text(self.input_gain)} on the audio input, before the network "
+                         f"and its skip")
+        if self.output_gain != 1.0:
+            lines.append(f"output gain:  {gain_text(self.output_gain)} on the output")
+        lines.append("layers:")
         lines += [f"  {i}: {layer.describe()}" for i, layer in enumerate(self.layers)]
         return "\n".join(lines)
 

@@ -72,7 +72,8 @@ def step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
 
     Returns the fresh states (one array per recurrent layer) and the network's output.
     """
-    v = np.asarray(x, dtype=np.float64)
+    x = _gained(network, x)
+    v = x
     fresh = []
     r = 0
     for layer in network.layers:
@@ -84,8 +85,15 @@ def step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
             v = s[:layer.hidden_size]
             r += 1
     out = v.copy()
-    out[:network.skip] += np.asarray(x, dtype=np.float64)[:network.skip]
-    return fresh, out
+    out[:network.skip] += x[:network.skip]
+    return fresh, out * network.output_gain
+
+
+def _gained(network: Network, x) -> np.ndarray:
+    """``x`` (one sample, or rows of samples) as float64 with its audio input (channel 0) times the input gain."""
+    x = np.array(x, dtype=np.float64)
+    x[..., 0] *= network.input_gain
+    return x
 
 
 def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
@@ -111,6 +119,7 @@ def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
         raise ArgumentError(f"Argument 'x' must have shape (n, inputs = {network.input_size}), not {x.shape}")
     if not np.isfinite(x).all():
         raise ArgumentError("Argument 'x' holds NaN/Inf values")
+    x = _gained(network, x)
     layers = network.recurrent_layers
     depth = max(int(plan.depth), 1)
     # history[l][d-1] = state d samples old (as seen when computing the next sample)
@@ -142,4 +151,4 @@ def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
             r += 1
         out[n] = v
         out[n, :network.skip] += x[n, :network.skip]
-    return out
+    return out * network.output_gain

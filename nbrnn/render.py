@@ -35,6 +35,13 @@ class Progress:
         self.start = time.perf_counter()
         self.last = 0.0
 
+    def end(self) -> None:
+        """End a progress line that is showing (before an error message takes the next line)."""
+        if self.enabled and self.last:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.last = 0.0
+
     def update(self, done_seconds: float, final: bool = False) -> None:
         if not self.enabled:
             return
@@ -47,6 +54,7 @@ class Progress:
         self.stream.write(f"\r{done_seconds:8.1f} / {self.total:.1f} s of audio  {speed:6.1f}x real time")
         if final:
             self.stream.write("\n")
+            self.last = 0.0
         self.stream.flush()
 
 
@@ -57,12 +65,14 @@ def _open_input(path, what: str = "input file"):
         raise AudioError(f"{what} '{path}' does not exist")
     if os.path.isdir(path):
         raise AudioError(f"{what} '{path}' is a folder, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{what} '{path}' cannot be read: permission denied")
     try:
         return sf.SoundFile(os.fsencode(path))  # bytes: soundfile encodes str names as strict UTF-8
     except FileNotFoundError:
         raise AudioError(f"{what} '{path}' does not exist") from None
-    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise AudioError(f"{what} '{path}' cannot be read as audio: {exc}") from None
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:  # "Error opening b'...': <reason>"
+        raise AudioError(f"{what} '{path}' cannot be read as audio: {str(exc).rsplit(': ', 1)[-1]}") from None
 
 
 def _read(f, frames: int, path):
@@ -73,6 +83,11 @@ def _read(f, frames: int, path):
     except sf.SoundFileRuntimeError as exc:
         raise AudioError(f"'{path}' cannot be read past frame {f.tell()}: {exc}") from None
 
+
+#: Frames × channels read per block at most (the block size shrinks for files of many channels).
+MAX_BLOCK_VALUES = 1 << 19
+#: The largest sample a fixed-point output holds, where libsndfile wraps +1.0 instead of clipping it.
+FULL_SCALE = {"SDS": 32767 / 32768}
 
 #: Formats libsndfile reads but cannot write as one file.
 UNWRITABLE_FORMATS = {"SD2": "nbrnn does not write Sound Designer II (.sd2) files (libsndfile keeps their header in "
@@ -144,8 +159,9 @@ def _open_output(tmp: str, out: str, rate: int, channels: int, fmt: str, subtype
     try:
         return sf.SoundFile(os.fsencode(tmp), "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
     except sf.SoundFileRuntimeError as exc:
+        other = "another subtype" if fmt == "WAV" else ".wav"
         raise OutputError(f"output '{out}': libsndfile cannot write {channels} channel(s) at {rate} Hz as {fmt} "
-                          f"{subtype} ({str(exc).rsplit(': ', 1)[-1]}); try .wav") from None
+                          f"{subtype} ({str(exc).rsplit(': ', 1)[-1]}); try {other}") from None
 
 
 def _check_written(tmp: str, out: str, rate: int, channels: int, frames: int, fmt: str, subtype: str) -> None:
@@ -154,26 +170,46 @@ def _check_written(tmp: str, out: str, rate: int, channels: int, frames: int, fm
 
     try:
         info = sf.info(os.fsencode(tmp))
-    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+    except (RuntimeError, sf.LibsndfileError, OSError, TypeError) as exc:  # TypeError: a headerless file
         empty = " from an input without samples" if frames == 0 else ""
         raise OutputError(f"output '{out}': libsndfile wrote a {fmt} {subtype} file{empty} that it cannot read back "
                           f"({str(exc).rsplit(': ', 1)[-1]}); use .wav") from None
     if info.samplerate != rate or info.channels != channels:
         raise OutputError(f"output '{out}': {fmt} {subtype} cannot hold {channels} channel(s) at {rate} Hz (the file "
                           f"written says {info.channels} at {info.samplerate} Hz); use .wav or .flac")
+    if info.frames != frames:  # ADPCM and GSM codecs pad to whole blocks
+        raise OutputError(f"output '{out}': {fmt} {subtype} holds {info.frames} frames for {frames} written (the "
+                          f"codec pads the audio to whole blocks); use PCM_16 or .flac")
 
 
-def _write_error(out: str, exc: Exception) -> OutputError:
-    """An error while writing ``out``; libsndfile says only "System error." when the disk is full."""
+#: Frames of silence written ahead of a render to check that the output format holds what it is given.
+PROBE_FRAMES = 1000
+
+
+def _probe_output(out: str, rate: int, channels: int, fmt: str, subtype: str) -> None:
+    """Write a short file in the output's format and read it back, so that a format that cannot hold the input
+    (a fixed sample rate, a headerless .raw, a codec that pads) is refused before the render, not after it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = os.path.join(folder, "probe" + os.path.splitext(out)[1])
+        with _open_output(tmp, out, rate, channels, fmt, subtype) as dst:
+            dst.write(np.zeros((PROBE_FRAMES, channels)))
+        _check_written(tmp, out, rate, channels, PROBE_FRAMES, fmt, subtype)
+
+
+def _write_error(out: str, exc: Exception, needed: int) -> OutputError:
+    """An error while writing ``out``, about ``needed`` bytes; libsndfile says only "System error." when the disk
+    is full (measured after the partial file is gone: a file system with less room than the output needs)."""
     import shutil
 
-    text = str(exc)
+    text = str(exc).rsplit(": ", 1)[-1] if str(exc).startswith("Error") else str(exc)
     try:
         free = shutil.disk_usage(os.path.dirname(out) or ".").free
     except OSError:
         free = None
-    if free is not None and free < 1 << 20:
-        text += f" (its file system has {free} bytes free: the disk is full)"
+    if free is not None and free < max(needed, 1 << 20):
+        text += f" (the disk is full: its file system has {free} bytes free, the output needs about {needed})"
     return OutputError(f"cannot write '{out}': {text}")
 
 
@@ -200,7 +236,8 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     subtype : str, optional
         soundfile subtype; default 32-bit float where the format has it.
     block_size : int
-        Frames read, processed and written per block (memory stays bounded).
+        Frames read, processed and written per block, at most :data:`MAX_BLOCK_VALUES` / channels (memory
+        stays bounded; the output does not depend on it).
     progress : bool, optional
         Show progress on stderr; default: only when stderr is a terminal.
 
@@ -231,6 +268,8 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         rate = check_rate(float(src.samplerate), "input sample rate")
         channels, frames = src.channels, src.frames
         _check_output_limits(out, src.samplerate, channels, fmt, subtype)
+        _probe_output(out, src.samplerate, channels, fmt, subtype)
+        block_size = max(1, min(int(block_size), MAX_BLOCK_VALUES // channels))  # memory bounded for many channels
         control = None
         names = model.conditioning_names
         cond = None if no_conditioning(cond) else cond  # as Model.inputs takes it
@@ -260,6 +299,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                               **options)
         consts = _constant_knobs(model, cond, dtype) if (names and control is None) else None
         meter = Progress(frames / rate, enabled=progress)
+        needed = frames * channels * np.dtype(np.float64 if subtype == "DOUBLE" else np.float32).itemsize
         clipped = 0
         started = time.perf_counter()
         done = 0
@@ -268,18 +308,23 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                 with _open_output(tmp, out, src.samplerate, channels, fmt, subtype) as dst:
                     fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
                     single = None if subtype == "DOUBLE" or fixed else np.dtype(np.float32)  # what it holds
+                    top = FULL_SCALE.get(fmt, 1.0)
+                    remedy = ("use --subtype DOUBLE (subtype='DOUBLE')" if sf.check_format(fmt, "DOUBLE") else
+                              f"{fmt} holds no float64: use .wav with --subtype DOUBLE")
 
                     def write(y):
                         nonlocal clipped
                         if y.shape[1] == 0:
                             return
                         block = np.ascontiguousarray(y[:, :, 0].T)
-                        if fixed:
-                            clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+                        if fixed:  # clipped here: some encoders wrap what is beyond full scale to the other sign
+                            over = (block > top) | (block < -1.0)
+                            if over.any():
+                                clipped += int(np.count_nonzero(over))
+                                block = np.clip(block, -1.0, top)
                         elif single is not None and (where := beyond_range(block, single)) is not None:
                             raise OutputError(f"output '{output_path}': the output at frame {written + where[0]} is "
-                                              f"beyond what {subtype} holds, {range_text(single)}; "
-                                              f"use --subtype DOUBLE (subtype='DOUBLE')")
+                                              f"beyond what {subtype} holds, {range_text(single)}; {remedy}")
                         dst.write(block)
 
                     written = 0
@@ -288,7 +333,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                         if x.shape[0] == 0:
                             break
                         ctrl = _read(control, x.shape[0], control_path) if control is not None else None
-                        y = stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done))
+                        y = stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done, control_path))
                         write(y)
                         written += y.shape[1]
                         done += x.shape[0]
@@ -296,7 +341,11 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                     write(stream.finish())
                 _check_written(tmp, out, src.samplerate, channels, frames, fmt, subtype)
         except sf.SoundFileRuntimeError as exc:  # writing: disk full and the like (reads raise AudioError)
-            raise _write_error(out, exc) from None
+            meter.end()
+            raise _write_error(out, exc, needed) from None
+        except BaseException:
+            meter.end()
+            raise
         finally:
             if control is not None:
                 control.close()
@@ -310,8 +359,8 @@ def _range_remedy(dt: np.dtype) -> str:
     return f"{range_text(dt)}; render with dtype='float64' (--dtype float64)"
 
 
-def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np.ndarray:
-    """(frames, channels) audio → (channels, frames, inputs) with conditioning."""
+def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int, control_path=None) -> np.ndarray:
+    """(frames, channels) audio → (channels, frames, inputs) with conditioning (``ctrl``: from ``control_path``)."""
     bad = ~np.isfinite(x)
     if bad.any():
         where = np.argwhere(bad)[0]
@@ -325,11 +374,15 @@ def _inputs(model: Model, x: np.ndarray, consts, ctrl, dtype, offset: int) -> np
     inp = np.empty((channels, n, model.network.input_size), dtype=dtype)
     inp[:, :, 0] = x.T
     if ctrl is not None:
-        if not np.all(np.isfinite(ctrl)):
-            raise AudioError(f"control file holds NaN/Inf values near frame {offset}")
-        if beyond_range(ctrl, dt) is not None:
-            raise AudioError(f"control file holds values beyond {dt.name}'s range near frame {offset}; render with "
-                             f"dtype='float64' (--dtype float64)")
+        bad = ~np.isfinite(ctrl)
+        if bad.any():
+            frame, channel = (int(i) for i in np.argwhere(bad)[0])
+            raise AudioError(f"control file '{control_path}' holds a NaN/Inf value at frame {offset + frame}, "
+                             f"channel {channel}")
+        where = beyond_range(ctrl, dt)
+        if where is not None:
+            raise AudioError(f"control file '{control_path}' holds a value of {ctrl[where]:.6g} at frame "
+                             f"{offset + where[0]}, channel {where[1]}, beyond {_range_remedy(dt)}")
         inp[:, :, 1:] = ctrl[None, :, :]
     elif consts is not None:
         inp[:, :, 1:] = consts

@@ -44,11 +44,13 @@ def test_channels_are_independent_streams():
 def test_reset_false_rejects_a_changed_stream():
     model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
     model.process(np.zeros(10), 48000)
-    with pytest.raises(nbrnn.ArgumentError, match="reset=True"):
+    with pytest.raises(nbrnn.ArgumentError, match="but the sample rate changed; pass reset=True"):
         model.process(np.zeros(10), 96000, reset=False)
     model.process(np.zeros(10), 48000)
-    with pytest.raises(nbrnn.ArgumentError, match="sample rate, method, dtype, activations or channel count changed"):
+    with pytest.raises(nbrnn.ArgumentError, match="but the activations changed; pass reset=True"):
         model.process(np.zeros(10), 48000, reset=False, activations="fast")
+    with pytest.raises(nbrnn.ArgumentError, match="but the method or its options and dtype changed"):
+        model.process(np.zeros(10), 48000, reset=False, method="allpass", dtype="float32")
 
 
 def test_warmup_equals_processing_silence_first():
@@ -87,6 +89,42 @@ def test_knobs_keep_their_values_during_the_warmup():
     both = model.process(np.concatenate([np.zeros(4410), x]), 44100,
                          cond={"cond1": 0.8, "cond2": np.concatenate([np.full(4410, -0.5), cond["cond2"]])})
     assert np.array_equal(model.process(x, 44100, cond=cond, warmup=0.1), both[4410:])
+
+
+@pytest.mark.parametrize("method", ["lagrange", "resample"])
+def test_a_stream_warms_up_after_every_reset_with_the_knobs_it_is_fed(method):
+    """Model.stream warms up as process does: after each reset, with the knobs at the first fed sample's values."""
+    model = nbrnn.Model(nbrnn.load(KNOBS).network, warmup=0.05)
+    x = np.sin(np.arange(500) * 0.07) * 0.4
+    cond = [0.8, np.linspace(-0.5, 0.5, 500)]
+    want = model.process(x, 40000, method=method, cond=cond)
+    stream = model.stream(40000, method=method)
+    inp = model.inputs(x, cond)
+    for take in range(2):
+        got = np.concatenate([stream.feed(inp[:, :200]), stream.feed(inp[:, 200:]), stream.finish()], axis=1)
+        assert np.array_equal(got[0, :, 0], want), take
+        stream.reset()
+    cold = nbrnn.Model(model.network).process(x, 40000, method=method, cond=cond)
+    assert np.abs(cold - want).max() > 1e-3  # the warm-up matters
+    stream.reset(model.stream(40000, method=method).state)  # an explicit state is where the stream starts
+    assert np.array_equal(stream.feed(inp)[0, :, 0], cold) if method == "lagrange" else True
+
+
+def test_warmup_is_refused_where_a_stream_continues():
+    model = nbrnn.load_default()
+    model.process(np.zeros(10), 48000)
+    with pytest.raises(nbrnn.ArgumentError, match=r"Argument 'warmup' \(0.5 s\) applies after a reset"):
+        model.process(np.zeros(10), 48000, reset=False, warmup=0.5)
+
+
+def test_masked_and_huge_knob_values():
+    model = nbrnn.load(KNOBS)
+    x = np.zeros(20)
+    masked = np.ma.masked_array(np.full(20, 0.9), mask=True)
+    with pytest.raises(nbrnn.ArgumentError, match="'cond1' is a masked array"):
+        model.process(x, 44100, cond=[masked, 0.0])
+    with pytest.raises(nbrnn.ArgumentError, match="beyond float32's range"):  # a number, not an 'int of object'
+        model.process(x, 44100, cond=[10 ** 40, 0.0], dtype="float32")
 
 
 @pytest.mark.parametrize("method", ["resample", "oversample"])

@@ -195,42 +195,42 @@ def test_numpy_scalars_are_accepted():
 
 @pytest.mark.parametrize("order", [0, -1, MAX_ORDER + 1])
 def test_order_out_of_range(order):
-    with pytest.raises(ArgumentError, match=r"order must be an integer in 1\.\.64, got -?\d+"):
+    with pytest.raises(ArgumentError, match=r"Argument 'order' must be an integer in 1\.\.64, not -?\d+"):
         minimax_kernel(0.1, order)
 
 
 @pytest.mark.parametrize("order", [2.0, 2.5, "3", True, None])
 def test_order_not_an_integer(order):
-    with pytest.raises(ArgumentError, match="order must be an integer"):
+    with pytest.raises(ArgumentError, match="Argument 'order' must be an integer"):
         minimax_kernel(0.1, order)
 
 
 @pytest.mark.parametrize("bandwidth", [0.0, 1.0, -0.1, 1.5, float("nan"), float("inf"), "wide", True])
 def test_bandwidth_out_of_range(bandwidth):
-    with pytest.raises(ArgumentError, match=r"bandwidth must be a number in \(0, 1\)"):
+    with pytest.raises(ArgumentError, match=r"Argument 'bandwidth' must be a number in \(0, 1\)"):
         minimax_kernel(0.1, 3, bandwidth)
 
 
 @pytest.mark.parametrize("delta", [float("nan"), float("inf"), -float("inf"), "0.1", None, True])
 def test_delta_not_finite(delta):
-    with pytest.raises(ArgumentError, match="delta must be a finite real number"):
+    with pytest.raises(ArgumentError, match="Argument 'delta' must be a finite real number"):
         minimax_kernel(delta, 3)
 
 
 @pytest.mark.parametrize("delta, order", [(-1.0, 3), (-1.5, 3), (4.0, 3), (2.0, 1), (10.0, 3)])
 def test_delta_outside_the_taps(delta, order):
-    with pytest.raises(ArgumentError, match=r"delta must satisfy -1 < delta < order \+ 1 = \d+"):
+    with pytest.raises(ArgumentError, match=r"Argument 'delta' must satisfy -1 < delta < order \+ 1 = \d+"):
         minimax_kernel(delta, order)
 
 
 @pytest.mark.parametrize("grid", [15, 16385, 0, 100.0, "1024", False])
 def test_grid_out_of_range(grid):
-    with pytest.raises(ArgumentError, match="grid must be an integer in 16..16384"):
+    with pytest.raises(ArgumentError, match="Argument 'grid' must be an integer in 16..16384"):
         minimax_kernel(0.1, 1, grid=grid)
 
 
 def test_grid_too_coarse_for_order():
-    message = r"grid must be at least 4 \* \(order \+ 1\) = 44 for order 10, got 43"
+    message = r"Argument 'grid' must be at least 4 \* \(order \+ 1\) = 44 for order 10, not 43"
     with pytest.raises(ArgumentError, match=message):
         minimax_kernel(0.1, 10, grid=43)
 
@@ -244,7 +244,7 @@ def test_design_beyond_double_precision():
 
 @pytest.mark.parametrize("kernel", [[], [[1.0, 0.0]], [1.0, float("nan")], "abc"])
 def test_error_rejects_bad_kernels(kernel):
-    with pytest.raises(ArgumentError, match="kernel must be a non-empty 1-D array of finite numbers"):
+    with pytest.raises(ArgumentError, match="Argument 'kernel' must be a non-empty 1-D array of finite numbers"):
         minimax_error(kernel, 0.1)
 
 

@@ -227,14 +227,18 @@ def test_cli_render_info_and_errors(tmp_path):
     assert not (tmp_path / "x.wav").exists()
 
 
-def test_never_overwrites_a_file_it_reads(tmp_path):
-    model_path = tmp_path / "model.json"
+def _files_read(folder):
+    """A conditioned model file, an input and a control file in ``folder``: (model, their paths, their bytes)."""
+    model_path = folder / "model.json"
     model_path.write_bytes(COND_MODEL.read_bytes())
-    model = nbrnn.load(model_path)
-    src, ctrl = tmp_path / "in.wav", tmp_path / "ctrl.wav"
+    src, ctrl = folder / "in.wav", folder / "ctrl.wav"
     sf.write(src, _signal(300, 1), 44100)
     sf.write(ctrl, np.full(300, 0.5), 44100)
-    before = {p: p.read_bytes() for p in (src, ctrl, model_path)}
+    return nbrnn.load(model_path), (src, ctrl, model_path), {p: p.read_bytes() for p in (src, ctrl, model_path)}
+
+
+def test_never_overwrites_a_file_it_reads(tmp_path):
+    model, (src, ctrl, model_path), before = _files_read(tmp_path)
     with pytest.raises(nbrnn.OutputError, match="is the control file"):
         render(src, ctrl, model, control_path=ctrl, overwrite=True, progress=False)
     with pytest.raises(nbrnn.OutputError, match="is the model file"):
@@ -245,6 +249,106 @@ def test_never_overwrites_a_file_it_reads(tmp_path):
     with pytest.raises(nbrnn.OutputError, match="is the model file"):  # nbrnn export m.npz m.npz --overwrite
         nbrnn.load(tmp_path / "m.npz").save(tmp_path / "m.npz", overwrite=True)
     assert (tmp_path / "m.npz").read_bytes() == saved
+
+
+def test_a_path_through_a_link_and_dotdot_is_resolved_as_the_system_does(tmp_path):
+    """'link/../in.wav' is the link target's parent's in.wav, not the current folder's: the output check follows
+    the system, so the input, control and model files stay protected, and the output lands where the name says."""
+    real, work = tmp_path / "real", tmp_path / "work"
+    (real / "sub").mkdir(parents=True)
+    work.mkdir()
+    (work / "lnk").symlink_to(real / "sub")
+    model, (src, ctrl, model_path), before = _files_read(real)
+    via = work / "lnk" / ".."
+    with pytest.raises(nbrnn.OutputError, match="is the input file"):
+        render(via / "in.wav", src, model, cond=[0.5], overwrite=True, progress=False)
+    with pytest.raises(nbrnn.OutputError, match="is the control file"):
+        render(src, ctrl, model, control_path=via / "ctrl.wav", overwrite=True, progress=False)
+    for out, what in [(src, "input file"), (ctrl, "control file"), (model_path, "model file")]:
+        with pytest.raises(nbrnn.OutputError, match=f"is the {what}"):
+            render(src, via / out.name, model, overwrite=True, progress=False,
+                   **({"cond": [0.5]} if what != "control file" else {"control_path": ctrl}))
+    model.save(real / "m.npz")
+    with pytest.raises(nbrnn.OutputError, match="is the model file"):
+        nbrnn.load(via / "m.npz").save(real / "m.npz", overwrite=True)
+    assert {p: p.read_bytes() for p in before} == before
+    render(src, via / "new.wav", model, cond=[0.5], progress=False)
+    assert (real / "new.wav").exists() and not (work / "new.wav").exists()
+
+
+@pytest.mark.parametrize("out,subtype", [("u.wav", "ULAW"), ("a.wav", "ALAW"), ("s.sds", None)])
+def test_fixed_point_outputs_clip_and_never_wrap(tmp_path, out, subtype):
+    """Some encoders wrap samples beyond full scale to the other sign (1.5 as +0.17 in ULAW, +1.0 as -1.0 in
+    .sds): the render clips them first, as its warning says."""
+    src = tmp_path / "in.wav"
+    x = np.sin(np.arange(4800) / 7) * np.linspace(0, 2, 4800)
+    sf.write(src, x, 48000, subtype="FLOAT")
+    gain = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),)))
+    info = render(src, tmp_path / out, gain, subtype=subtype, progress=False)
+    y, _ = sf.read(tmp_path / out)
+    big = np.abs(x) > 1
+    assert info["clipped"] == int(np.count_nonzero(np.abs(x.astype(np.float32)) > 1.0)) > 0
+    assert np.all(np.sign(y[big]) == np.sign(x[big])) and np.all(np.abs(y[big]) > 0.9)
+
+
+@pytest.mark.parametrize("out,subtype,match", [
+    ("a.wav", "IMA_ADPCM", r"WAV IMA_ADPCM holds 4089 frames for 1000 written \(the codec pads"),
+    ("g.wav", "GSM610", r"WAV GSM610 holds \d+ frames for 1000 written"),
+    ("o.raw", None, "RAW FLOAT file that it cannot read back"),
+    ("o.htk", None, r"HTK PCM_16 cannot hold 1 channel\(s\) at 48000 Hz"),
+])
+def test_outputs_that_cannot_hold_the_input_are_refused_before_the_render(tmp_path, out, subtype, match,
+                                                                           monkeypatch):
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(4800, 1), 48000, subtype="FLOAT")
+    model = nbrnn.load(MODEL)
+    fed = []
+    monkeypatch.setattr(nbrnn.engine.Stream, "feed", lambda self, inp: fed.append(inp))
+    with pytest.raises(nbrnn.OutputError, match=match):
+        render(src, tmp_path / out, model, subtype=subtype, progress=False)
+    assert fed == [] and _leftovers(tmp_path) == []
+
+
+def test_control_file_errors_name_the_file_and_the_frame(tmp_path):
+    model = nbrnn.load(COND_MODEL)
+    src, ctrl = tmp_path / "in.wav", tmp_path / "ctl.wav"
+    sf.write(src, _signal(3000, 1), 44100)
+    c = np.full(3000, 0.5)
+    c[2100] = np.nan
+    sf.write(ctrl, c, 44100, subtype="FLOAT")
+    with pytest.raises(nbrnn.AudioError, match=r"control file '.*ctl.wav' holds a NaN/Inf value at frame 2100, "
+                                               r"channel 0"):
+        render(src, tmp_path / "o.wav", model, control_path=ctrl, block_size=1000, progress=False)
+
+
+def test_many_channels_are_read_in_shorter_blocks(tmp_path, monkeypatch):
+    from nbrnn import render as render_module
+
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(700, 64), 44100, subtype="FLOAT")
+    monkeypatch.setattr(render_module, "MAX_BLOCK_VALUES", 64 * 100)
+    sizes = []
+    real = render_module._read
+    monkeypatch.setattr(render_module, "_read", lambda f, n, path: sizes.append(n) or real(f, n, path))
+    model = nbrnn.load(MODEL)
+    render(src, tmp_path / "o.wav", model, progress=False)
+    assert set(sizes) == {100}
+    y, _ = sf.read(tmp_path / "o.wav", always_2d=True, dtype="float32")
+    x, _ = sf.read(src, always_2d=True)
+    assert np.array_equal(y, model.process(x, 44100, dtype="float32"))
+
+
+def test_an_error_ends_the_progress_line_first(tmp_path):
+    import io
+
+    from nbrnn.render import Progress
+
+    screen = io.StringIO()
+    meter = Progress(10.0, stream=screen, enabled=True)
+    meter.update(1.0)
+    meter.end()
+    meter.end()
+    assert screen.getvalue().endswith("real time\n") and screen.getvalue().count("\n") == 1
 
 
 def test_what_libsndfile_cannot_write_is_one_error_and_no_file(tmp_path):
@@ -419,7 +523,8 @@ def test_samples_beyond_float32_name_the_frame_and_the_remedy(tmp_path):
                                                    r"float32's range .*--dtype float64"):
             render(src, tmp_path / "o.wav", nbrnn.load(MODEL), block_size=2, progress=False)
         sf.write(src, np.zeros(4), 48000, subtype="DOUBLE")
-        with pytest.raises(nbrnn.AudioError, match="control file holds values beyond float32's range near frame 2"):
+        with pytest.raises(nbrnn.AudioError,
+                           match="control file '.*' holds a value of -1e\\+300 at frame 2, channel 0, beyond float32"):
             render(src, tmp_path / "o.wav", nbrnn.load(COND_MODEL), control_path=ctrl, block_size=2, progress=False)
         knob = nbrnn.load(COND_MODEL).conditioning_names[0]
         with pytest.raises(nbrnn.ArgumentError, match=rf"conditioning value for '{knob}' is -1e\+300, beyond "
@@ -514,7 +619,9 @@ def test_cli_options_are_spelled_out_and_given_once(tmp_path):
     for args, match in [(["--ov"], r"unrecognized arguments: --ov \(see nbrnn render --help\)"),
                         (["--method", "linear", "--method", "allpass"], "--method was given twice"),
                         (["--method", "fir", "--kernel", "0.5,,0.5"], "--kernel must be comma-separated numbers"),
-                        (["--method", "fir", "--kernel", "nan"], "kernel' must hold finite numbers, not \\[nan\\]")]:
+                        (["--method", "fir", "--kernel", "nan"], "kernel' must hold finite numbers, not \\[nan\\]"),
+                        (["--overwrite", "--overwrite"], "--overwrite was given twice"),
+                        (["-q", "--quiet"], "--quiet/-q was given twice")]:
         res = _cli("render", src, tmp_path / "out.wav", *args)
         assert res.returncode != 0 and re.search(match, res.stderr) and len(res.stderr.strip().splitlines()) == 1, \
             (args, res.stderr)
@@ -529,6 +636,9 @@ def test_cli_options_are_spelled_out_and_given_once(tmp_path):
     (["--only", "article", "--models", "."], "'--models' applies to the figures dafx24, icassp25, sweep, not to "
                                              "article"),
     (["--workers", "abc"], "argument --workers: invalid int value: 'abc' \\(see nbrnn figures --help\\)"),
+    (["--scheduler", "bogus"], "'scheduler' \\(--scheduler\\) must be a Dask scheduler address such as "
+                               "tcp://host:8786, not 'bogus'"),
+    (["--quick", "--quick"], "--quick was given twice"),
 ])
 def test_figures_arguments_are_checked_before_any_work(tmp_path, args, match):
     (tmp_path / "in.wav").write_bytes(b"x")

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         0 when every chosen figure was made or skipped for want of data.
     """
     from ..errors import ArgumentError
-    from .parallel import Progress, check_workers
+    from .parallel import Progress, check_scheduler, check_workers
     from .settings import Settings
     from .sources import shared_dir
 
@@ -105,6 +105,8 @@ def main(argv=None) -> int:
     if models_dir is not None and not models_dir.exists():
         raise ArgumentError(f"Argument '--models' must be a folder of model files or a model file, not "
                             f"{args.models!r} (no such file or folder)")
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
     settings = Settings(out=out, shared=shared_dir(), models_dir=models_dir,
                         workers=check_workers(args.workers), scheduler=args.scheduler,
                         progress=Progress(enabled=not args.quiet), quick=args.quick)

@@ -109,6 +109,16 @@ def run_tasks(func, params, *, workers: int | None = None, scheduler: str | None
     return _run_pool(func, params, min(workers, len(params)), tracker)
 
 
+def check_scheduler(address) -> str:
+    """A Dask scheduler address, ``[protocol://]host:port``."""
+    import re
+
+    if not isinstance(address, str) or not re.fullmatch(r"([a-z]+://)?\[?[\w.:-]*[\w\]]:\d{1,5}", address):
+        raise ArgumentError(f"Argument 'scheduler' (--scheduler) must be a Dask scheduler address such as "
+                            f"tcp://host:8786, not {address!r}")
+    return address
+
+
 def _run_pool(func, params, workers, tracker) -> list:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -139,7 +149,15 @@ def _run_dask(func, params, scheduler, tracker) -> list:
             "pip install 'nbrnn[dask]' (or \"dask[distributed]\"), or drop --scheduler to use local processes"
         ) from None
     own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
+    if own:
+        check_scheduler(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, ValueError, TimeoutError) as exc:
+            raise ArgumentError(f"Argument 'scheduler' ({scheduler!r}): no Dask scheduler answers there "
+                                f"({type(exc).__name__}: {exc})") from None
+    else:
+        client = scheduler
     try:
         # pure=False: every task is submitted even if two have equal arguments, and keys never collide
         # with an earlier run's on a long-lived cluster.

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ArgumentError, ModelFormatError
+from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain
 from ..network import Network
 from . import agm, keras, nam, torch_json
-from ._common import parse_json, rate_value, read_bytes
+from ._common import MAX_ZIP_RECORDS, parse_json, rate_value, read_bytes, zip_entries
 
 JSON_FORMATS = (agm, keras, nam, torch_json)
 FORMAT_NAMES = tuple(m.NAME for m in JSON_FORMATS) + ("torch-checkpoint", "npz", "safetensors")
@@ -21,15 +21,35 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 def _describe_json(obj) -> str:
     if isinstance(obj, dict):
-        keys = ", ".join(repr(k) for k in list(obj)[:6])
+        keys = ", ".join(plain(repr(k), 40) for k in list(obj)[:6])
         return f"a JSON object with keys {keys}{' ...' if len(obj) > 6 else ''}"
     return f"JSON of type {type(obj).__name__}"
 
 
 def read_network(path, *, format: str | None = None, skip: int | None = None,
-                 rnn_nonlinearity: str = "tanh") -> Network:
-    """Read a model file into a :class:`Network` (the trained rate as the file or format says)."""
-    source = os.fspath(path)
+                 rnn_nonlinearity: str | None = None) -> Network:
+    """Read a model file into a :class:`Network` (the trained rate as the file or format says).
+
+    ``rnn_nonlinearity`` ('tanh' or 'relu'; None: the file's, else tanh) is that of plain ``nn.RNN`` layers
+    in files that do not record it (PyTorch names); for a file that records another, it is an error.
+    """
+    source = os.fsdecode(os.fspath(path))
+    try:
+        network = _read(source, format, skip, rnn_nonlinearity)
+    except ModelShapeError as exc:  # a check of the network as a whole: say which file it is about
+        if source in str(exc):
+            raise
+        raise ModelShapeError(f"'{source}': {exc}") from None
+    if rnn_nonlinearity is not None:
+        recorded = {layer.cell[len("rnn_"):] for layer in network.recurrent_layers if layer.cell.startswith("rnn_")}
+        if recorded - {rnn_nonlinearity}:
+            raise ArgumentError(f"Argument 'rnn_nonlinearity' is {rnn_nonlinearity!r}, but '{source}' records its "
+                                f"RNN layers as {', '.join(sorted(recorded))} ({network.format}); the argument is "
+                                f"for files that do not record it")
+    return network
+
+
+def _read(source: str, format: str | None, skip: int | None, rnn_nonlinearity: str | None) -> Network:
     if format is not None and format not in FORMAT_NAMES:
         raise ArgumentError(f"Argument 'format' must be one of {', '.join(FORMAT_NAMES)}, not {format!r}")
     data = read_bytes(source)
@@ -40,7 +60,7 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
             format is None and _looks_like_safetensors(data)):
         from . import containers
 
-        return _with_skip(containers.read(source, data, format), skip)
+        return _with_skip(containers.read(source, data, format, rnn_nonlinearity), skip)
     if format == "torch-checkpoint" or (format is None and not stripped.startswith((b"{", b"["))):
         if format is None and not (data[:4] == _ZIP_MAGIC or data[:1] == b"\x80"):
             raise ModelFormatError(
@@ -50,7 +70,7 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
 
         tensors = read_torch_checkpoint(source)
         return torch_json.network_from_tensors(tensors, source, "torch-checkpoint", skip=skip or 0,
-                                               rnn_nonlinearity=rnn_nonlinearity)
+                                               rnn_nonlinearity=rnn_nonlinearity or "tanh")
     obj = parse_json(data, source)
     candidates = [m for m in JSON_FORMATS if format in (None, m.NAME)]
     rejected = []
@@ -60,7 +80,7 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
             continue
         if module is torch_json:
             return torch_json.network_from_tensors(obj, source, torch_json.NAME, skip=skip or 0,
-                                                   rnn_nonlinearity=rnn_nonlinearity)
+                                                   rnn_nonlinearity=rnn_nonlinearity or "tanh")
         return _with_skip(module.from_json(obj, source), skip)
     raise ModelFormatError(f"'{source}' is {_describe_json(obj)}, which no loader accepts: " + "; ".join(rejected))
 
@@ -87,6 +107,8 @@ def _is_npz(data: bytes) -> bool:
     import io
     import zipfile
 
+    if (zip_entries(data) or 0) > MAX_ZIP_RECORDS:  # before zipfile walks them; the torch reader refuses it
+        return False
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = zf.namelist()

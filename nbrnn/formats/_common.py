@@ -10,12 +10,21 @@ import stat
 import numpy as np
 
 from ..adapt import MAX_RATE, MIN_RATE
-from ..errors import ArgumentError, ModelFormatError, ModelShapeError
+from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain
 
 #: Largest model file any loader reads (a guard against unbounded memory on hostile input).
 MAX_FILE_BYTES = 2 << 30
 #: Largest number of values a single weight tensor may declare.
 MAX_TENSOR_VALUES = 1 << 28
+#: Largest JSON model file: a network's most weights (:data:`nbrnn.network.MAX_PARAMETERS`, 2**24) written at
+#: about 25 characters each.  Parsing takes about 13 bytes of memory per byte of JSON.
+MAX_JSON_BYTES = 512 << 20
+#: Most arrays a container (.npz members, .safetensors tensors) may hold: eight per layer of the largest network
+#: (:data:`nbrnn.network.MAX_LAYERS`); a model needs at most six (weights, biases, initial states).
+MAX_ENTRIES = 8 * 256
+#: Most records a zip archive may list before it is parsed (a PyTorch checkpoint holds one per storage: a
+#: training checkpoint with its optimizer's state a few per weight tensor).
+MAX_ZIP_RECORDS = 1 << 16
 
 
 def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -43,7 +52,11 @@ def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 
 def parse_json(data: bytes, source: str):
-    """Parse JSON bytes; any failure (syntax, encoding, nesting depth) is a ModelFormatError."""
+    """Parse JSON bytes; any failure (syntax, encoding, nesting depth, over :data:`MAX_JSON_BYTES`) is a
+    ModelFormatError."""
+    if len(data) > MAX_JSON_BYTES:
+        raise ModelFormatError(f"'{source}' is {len(data)} bytes of JSON; the limit for a JSON model is "
+                               f"{MAX_JSON_BYTES} bytes")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -54,6 +67,24 @@ def parse_json(data: bytes, source: str):
         raise ModelFormatError(f"'{source}': JSON nested too deeply") from None
     except ValueError as exc:
         raise ModelFormatError(f"'{source}' is not valid JSON: {exc}") from None
+
+
+def zip_entries(data: bytes) -> int | None:
+    """The number of entries a zip archive's end record declares (None when it has none), read before any
+    parser walks a directory that may list millions of them."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - (1 << 16) - 22))
+    if end < 0 or end + 22 > len(data):
+        return None
+    count = int.from_bytes(data[end + 10:end + 12], "little")
+    if count == 0xFFFF:  # Zip64: the count is in the Zip64 end record, which its locator (just before) points to
+        loc = end - 20
+        if loc < 0 or data[loc:loc + 4] != b"PK\x06\x07":
+            return None
+        rec = int.from_bytes(data[loc + 8:loc + 16], "little")
+        if rec + 40 > len(data) or data[rec:rec + 4] != b"PK\x06\x06":
+            return None
+        count = int.from_bytes(data[rec + 32:rec + 40], "little")
+    return count
 
 
 def _reject_constant(name):
@@ -67,29 +98,54 @@ def tensor(value, name: str, ndim: int, source: str) -> np.ndarray:
         arr = value
     else:
         if not isinstance(value, (list, tuple, int, float)) or isinstance(value, bool):
-            raise ModelShapeError(f"{source}: '{name}' must be a (nested) list of numbers, not {type(value).__name__}")
+            raise ModelShapeError(f"{source}: '{plain(name)}' must be a (nested) list of numbers, not "
+                                  f"{type(value).__name__}")
+        leaf = _foreign_leaf(value)
+        if leaf is not None:  # numpy would read true as 1.0 and "0.5" as 0.5
+            raise ModelShapeError(f"{source}: '{plain(name)}' must hold numbers only, not {plain(leaf, 40)} "
+                                  f"({type(leaf).__name__})")
         try:
             arr = np.array(value, dtype=np.float64)
         except RecursionError:
-            raise ModelShapeError(f"{source}: '{name}' is nested too deeply") from None
+            raise ModelShapeError(f"{source}: '{plain(name)}' is nested too deeply") from None
         except (TypeError, ValueError, OverflowError):
-            raise ModelShapeError(f"{source}: '{name}' must be a rectangular (nested) list of numbers") from None
+            raise ModelShapeError(f"{source}: '{plain(name)}' must be a rectangular (nested) list of numbers") from None
     if arr.dtype.kind not in "fiu":
-        raise ModelShapeError(f"{source}: '{name}' must hold numbers, not {arr.dtype}")
+        raise ModelShapeError(f"{source}: '{plain(name)}' must hold numbers, not {arr.dtype}")
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim != ndim:
-        raise ModelShapeError(f"{source}: '{name}' must have {ndim} dimension(s), not shape {arr.shape}")
+        raise ModelShapeError(f"{source}: '{plain(name)}' must have {ndim} dimension(s), not shape {arr.shape}")
     if arr.size > MAX_TENSOR_VALUES:
-        raise ModelShapeError(f"{source}: '{name}' holds {arr.size} values, more than the limit {MAX_TENSOR_VALUES}")
+        raise ModelShapeError(f"{source}: '{plain(name)}' holds {arr.size} values, more than the limit "
+                              f"{MAX_TENSOR_VALUES}")
     if not np.all(np.isfinite(arr)):
-        raise ModelShapeError(f"{source}: '{name}' holds NaN, Inf or null values; weights must be finite numbers")
+        raise ModelShapeError(f"{source}: '{plain(name)}' holds NaN, Inf or null values; weights must be finite "
+                              f"numbers")
     return arr
+
+
+def _foreign_leaf(value):
+    """The first leaf of nested lists that is neither an int nor a float (bool and str included), or None."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, (list, tuple)):
+            item = (item,)
+        kinds = set(map(type, item))
+        if kinds <= {float, int}:
+            continue
+        for leaf in item:
+            if isinstance(leaf, (list, tuple)):
+                todo.append(leaf)
+            elif type(leaf) not in (float, int):
+                return leaf
+    return None
 
 
 def expect_shape(arr: np.ndarray, shape: tuple, name: str, source: str, why: str = "") -> None:
     if arr.shape != tuple(shape):
         extra = f" ({why})" if why else ""
-        raise ModelShapeError(f"{source}: '{name}' must have shape {tuple(shape)}{extra}, not {arr.shape}")
+        raise ModelShapeError(f"{source}: '{plain(name)}' must have shape {tuple(shape)}{extra}, not {arr.shape}")
 
 
 def positive_int(value, name: str, source: str, limit: int = 1 << 16) -> int:
@@ -97,9 +153,9 @@ def positive_int(value, name: str, source: str, limit: int = 1 << 16) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise ModelFormatError(f"{source}: '{name}' must be a whole number, not {value!r}")
+            raise ModelFormatError(f"{source}: '{name}' must be a whole number, not {plain(repr(value), 60)}")
     if not 1 <= value <= limit:
-        raise ModelFormatError(f"{source}: '{name}' must be between 1 and {limit}, not {value}")
+        raise ModelFormatError(f"{source}: '{name}' must be between 1 and {limit}, not {plain(repr(value), 60)}")
     return int(value)
 
 
@@ -109,17 +165,18 @@ def rate_value(value, name: str, source: str) -> float:
         try:
             value = float(value.strip())
         except ValueError:
-            raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {value!r}") from None
+            raise ModelFormatError(
+                f"{source}: '{name}' must be a sample rate in Hz, not {plain(repr(value), 60)}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {value!r}")
+        raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {plain(repr(value), 60)}")
     try:
         value = float(value)
     except OverflowError:  # an integer beyond float's range
         value = math.inf
     if not math.isfinite(value) or value <= 0:
-        raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {value!r}")
+        raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {plain(repr(value), 60)}")
     if not MIN_RATE <= value <= MAX_RATE:  # the rates every entry point accepts (adapt.check_rate)
-        raise ModelFormatError(f"{source}: '{name}' = {value!r} Hz is not a plausible sample rate "
+        raise ModelFormatError(f"{source}: '{name}' = {plain(repr(value), 60)} Hz is not a plausible sample rate "
                                f"({MIN_RATE:g} Hz .. {MAX_RATE / 1e6:g} MHz)")
     return float(value)
 
@@ -142,49 +199,68 @@ def torch_rnn_layers(tensors: dict, prefix: str, source: str, *, cell: str | Non
     unless given; ``num_layers`` defaults to every ``_l{k}`` present and, when given,
     must match exactly (a loader that silently runs layer 0 only gives a wrong answer).
     """
-    from ..network import Recurrent
+    from ..network import CELL_GATES, Recurrent
 
     present = set()
+    fields = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     for key in tensors:
-        if isinstance(key, str) and key.startswith(prefix + "weight_ih_l"):
-            suffix = key[len(prefix + "weight_ih_l"):]
-            if suffix.isascii() and suffix.isdigit():
-                present.add(int(suffix) if len(suffix) <= 18 else 10 ** 18)  # no 4300-digit int()
+        if not isinstance(key, str) or not key.startswith(prefix):
+            continue
+        field, _, index = key[len(prefix):].rpartition("_l")
+        if field not in fields or not (index.isascii() and index.isdigit()):
+            continue
+        if index != str(int(index[:18])):  # 'l00', 'l01': not a name PyTorch writes (no 4300-digit int())
+            raise ModelFormatError(f"{source}: tensor '{plain(key)}' is not a PyTorch layer name (layer numbers "
+                                   f"have no leading zeros)")
+        present.add(int(index))
     if not present:
-        raise ModelFormatError(f"{source}: no '{prefix}weight_ih_l0' tensor found")
+        raise ModelFormatError(f"{source}: no '{plain(prefix)}weight_ih_l0' tensor found")
     count = max(present) + 1
     if len(present) != count:  # the indices are distinct: all of 0..count-1 iff there are count of them
-        raise ModelFormatError(f"{source}: recurrent layers of '{prefix}' are not numbered 0..{count - 1}: {sorted(present)}")
+        shown = sorted(present)
+        listed = ", ".join(map(str, shown[:8])) + (f", ... ({len(shown)} in all)" if len(shown) > 8 else "")
+        raise ModelFormatError(f"{source}: recurrent layers of '{plain(prefix)}' are not numbered 0..{count - 1}: "
+                               f"{listed}")
     if num_layers is not None and num_layers != count:
-        raise ModelShapeError(
-            f"{source}: declares num_layers = {num_layers} but the state_dict holds {count} layer(s) for '{prefix}'")
+        raise ModelShapeError(f"{source}: declares num_layers = {num_layers} but the state_dict holds {count} "
+                              f"layer(s) for '{plain(prefix)}'")
     layers = []
     for k in range(count):
-        names = {f: f"{prefix}{f}_l{k}" for f in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        names = {f: f"{prefix}{f}_l{k}" for f in fields}
         for f in ("weight_ih", "weight_hh"):
             if names[f] not in tensors:
-                raise ModelFormatError(f"{source}: missing tensor '{names[f]}'")
+                raise ModelFormatError(f"{source}: missing tensor '{plain(names[f])}'")
         wih = tensor(tensors[names["weight_ih"]], names["weight_ih"], 2, source)
         whh = tensor(tensors[names["weight_hh"]], names["weight_hh"], 2, source)
         hid = whh.shape[1]
         if hid == 0 or whh.shape[0] % hid:
-            raise ModelShapeError(f"{source}: '{names['weight_hh']}' has shape {whh.shape}; it must be (G*H, H)")
+            raise ModelShapeError(f"{source}: '{plain(names['weight_hh'])}' has shape {whh.shape}; it must be "
+                                  f"(G*H, H)")
         gates = whh.shape[0] // hid
         kind = cell or _CELL_BY_GATES.get(gates)
-        if kind is None:
-            raise ModelShapeError(
-                f"{source}: '{names['weight_hh']}' has shape {whh.shape}: {gates} gate blocks fit no LSTM (4), GRU (3) or RNN (1)")
+        if kind is None or CELL_GATES[kind] != gates:
+            fits = "no LSTM (4), GRU (3) or RNN (1)" if kind is None else f"no {kind.upper()} ({CELL_GATES[kind]})"
+            raise ModelShapeError(f"{source}: '{plain(names['weight_hh'])}' has shape {whh.shape}: {gates} gate "
+                                  f"block(s) of {hid} fit {fits}")
         if kind == "rnn_tanh" and rnn_nonlinearity == "relu":
             kind = "rnn_relu"
+        expect_shape(wih, (whh.shape[0], wih.shape[1]), names["weight_ih"], source,
+                     f"{gates}*H rows like '{plain(names['weight_hh'])}'")
+        given = [f for f in ("bias_ih", "bias_hh") if names[f] in tensors]
+        if len(given) == 1:  # bias=False drops both; a GRU's b_hn sits inside the reset product
+            missing = names["bias_hh" if given[0] == "bias_ih" else "bias_ih"]
+            raise ModelFormatError(f"{source}: '{plain(names[given[0]])}' has no partner '{plain(missing)}' "
+                                   f"(PyTorch writes both biases or neither)")
         biases = {}
         for f in ("bias_ih", "bias_hh"):
             if names[f] in tensors:
                 biases[f] = tensor(tensors[names[f]], names[f], 1, source)
+                expect_shape(biases[f], (whh.shape[0],), names[f], source, f"{gates}*H")
             else:
                 biases[f] = np.zeros(whh.shape[0])
         if layers and wih.shape[1] != layers[-1].hidden_size:
             raise ModelShapeError(
-                f"{source}: '{names['weight_ih']}' takes {wih.shape[1]} inputs but layer {k - 1} has hidden size "
-                f"{layers[-1].hidden_size}")
+                f"{source}: '{plain(names['weight_ih'])}' takes {wih.shape[1]} inputs but layer {k - 1} has hidden "
+                f"size {layers[-1].hidden_size}")
         layers.append(Recurrent(kind, wih, whh, biases["bias_ih"], biases["bias_hh"]))
     return layers

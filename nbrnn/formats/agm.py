@@ -8,9 +8,11 @@ with PyTorch tensor names and gate orders.  The trained rate is
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import Dense, Network
-from ._common import expect_shape, mapping, positive_int, rate_value, tensor, torch_rnn_layers
+from ._common import expect_shape, mapping, plain, positive_int, rate_value, tensor, torch_rnn_layers
 
 NAME = "agm-json"
 DEFAULT_RATE = 44100.0
@@ -29,7 +31,8 @@ def from_json(obj: dict, source: str) -> Network:
     sd = mapping(obj["state_dict"], "state_dict", source)
     unit = meta.get("unit_type", "LSTM")
     if not isinstance(unit, str) or unit.upper() not in UNIT_TYPES:
-        raise ModelFormatError(f"{source}: model_data.unit_type must be one of {', '.join(UNIT_TYPES)}, not {unit!r}")
+        raise ModelFormatError(f"{source}: model_data.unit_type must be one of {', '.join(UNIT_TYPES)}, not "
+                               f"{plain(repr(unit), 60)}")
     cell = UNIT_TYPES[unit.upper()]
     num_layers = positive_int(meta.get("num_layers", 1), "model_data.num_layers", source, 64)
     layers = torch_rnn_layers(sd, "rec.", source, cell=cell, num_layers=num_layers)
@@ -45,19 +48,37 @@ def from_json(obj: dict, source: str) -> Network:
         if layers[0].input_size != n_in:
             raise ModelShapeError(f"{source}: model_data.input_size = {n_in} but 'rec.weight_ih_l0' takes "
                                   f"{layers[0].input_size} input(s)")
-    for key in ("lin.weight", "lin.bias"):
-        if key not in sd:
-            raise ModelFormatError(f"{source}: missing tensor '{key}' (the output layer)")
+    bias_fl = meta.get("bias_fl", True)  # CoreAudioML's nn.Linear(bias=bias_fl)
+    if type(bias_fl) is int and bias_fl in (0, 1):
+        bias_fl = bool(bias_fl)
+    if not isinstance(bias_fl, bool):
+        raise ModelFormatError(f"{source}: model_data.bias_fl must be true or false, not {plain(repr(bias_fl), 60)}")
+    if "lin.weight" not in sd:
+        raise ModelFormatError(f"{source}: missing tensor 'lin.weight' (the output layer)")
+    if bias_fl != ("lin.bias" in sd):
+        raise ModelFormatError(f"{source}: model_data.bias_fl is {str(bias_fl).lower()} but the state_dict "
+                               f"{'lacks' if bias_fl else 'holds'} tensor 'lin.bias' (the output layer's bias)")
     w = tensor(sd["lin.weight"], "lin.weight", 2, source)
     n_out = positive_int(meta.get("output_size", w.shape[0]), "model_data.output_size", source)
     expect_shape(w, (n_out, hidden), "lin.weight", source, "output_size x hidden_size")
-    b = tensor(sd["lin.bias"], "lin.bias", 1, source)
-    expect_shape(b, (n_out,), "lin.bias", source)
+    if bias_fl:
+        b = tensor(sd["lin.bias"], "lin.bias", 1, source)
+        expect_shape(b, (n_out,), "lin.bias", source)
+    else:
+        b = np.zeros(n_out)
+    used = {f"rec.{f}_l{k}" for f in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") for k in range(num_layers)}
+    unused = [key for key in sd if key not in used and key not in ("lin.weight", "lin.bias")]
+    if unused:  # a network that differs from the file's would run
+        listed = ", ".join(f"'{plain(key, 60)}'" for key in unused[:4]) + (" ..." if len(unused) > 4 else "")
+        raise ModelFormatError(f"{source}: the state_dict holds {len(unused)} tensor(s) an AGM model (rec, lin) "
+                               f"does not use: {listed}")
     skip = meta.get("skip", 0)
     if isinstance(skip, bool):
         skip = int(skip)
-    if not isinstance(skip, int) or skip < 0:
-        raise ModelFormatError(f"{source}: model_data.skip must be a non-negative integer, not {skip!r}")
+    if not isinstance(skip, int) or not 0 <= skip <= min(layers[0].input_size, n_out):
+        raise ModelFormatError(f"{source}: model_data.skip must be a whole number from 0 to "
+                               f"{min(layers[0].input_size, n_out)} (the inputs added to as many outputs), not "
+                               f"{plain(repr(skip), 60)}")
     rate, rate_source = DEFAULT_RATE, "format default"
     for where, holder in (("model_data.sample_rate", meta), ("sample_rate", obj)):
         key = where.split(".")[-1]

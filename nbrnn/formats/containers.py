@@ -20,36 +20,75 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 
 import numpy as np
 
 from .._atomic import atomic_output, check_destination
-from ..errors import ArgumentError, ModelFormatError
-from ..network import Dense, Network, Recurrent
-from ._common import MAX_FILE_BYTES, tensor
+from ..errors import ArgumentError, ModelFormatError, ModelShapeError
+from ..network import MAX_GAIN, MAX_PARAMETERS, MIN_GAIN, Dense, Network, Recurrent
+from ._common import MAX_ENTRIES, plain, tensor, zip_entries
 
 NPZ, SAFETENSORS = "npz", "safetensors"
 LAYOUT_VERSION = "1"
-#: Largest total uncompressed size an .npz may declare (a guard against decompression bombs).
-MAX_NPZ_BYTES = MAX_FILE_BYTES
+#: Most values the arrays of an .npz may hold in all: twice what a network may (its weights and biases,
+#: :data:`nbrnn.network.MAX_PARAMETERS`, and its stored initial states), checked in each array's header
+#: before anything is unpacked.
+MAX_NPZ_VALUES = 2 * MAX_PARAMETERS
+#: Largest total uncompressed size an .npz may declare (a guard against decompression bombs): those values
+#: in float64, and room for every array's header.
+MAX_NPZ_BYTES = 8 * MAX_NPZ_VALUES + 4096 * MAX_ENTRIES
 
 
 def _read_npz(source: str, data: bytes):
+    count = zip_entries(data)
+    if count is not None and count > MAX_ENTRIES:
+        raise ModelFormatError(f"'{source}': the archive lists {count} arrays; a model has at most {MAX_ENTRIES}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            total = sum(info.file_size for info in zf.infolist())
+            infos = zf.infolist()
+            if len(infos) > MAX_ENTRIES:
+                raise ModelFormatError(f"'{source}': the archive holds {len(infos)} arrays; a model has at most "
+                                       f"{MAX_ENTRIES}")
+            seen = set()
+            for info in infos:
+                if info.filename in seen:  # zip tools disagree on which copy counts
+                    raise ModelFormatError(f"'{source}': the archive holds '{plain(info.filename)}' twice")
+                seen.add(info.filename)
+            total = sum(info.file_size for info in infos)
             if total > MAX_NPZ_BYTES:
                 raise ModelFormatError(f"'{source}': the archive unpacks to {total} bytes, over the limit "
                                        f"{MAX_NPZ_BYTES}")
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            arrays = {}
+            values = 0
+            for info in infos:
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise ModelFormatError(f"'{source}': '{plain(name)}' is not an .npy array; an .npz model holds "
+                                           f"arrays only")
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ModelFormatError(f"'{source}': '{plain(name)}' is an .npy file of version {version}, "
+                                               f"which holds no plain array")
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape = read_header(fh)[0]
+                if any(d < 0 for d in shape):
+                    raise ModelFormatError(f"'{source}': '{plain(name)}' declares shape {plain(repr(shape), 60)}")
+                values += math.prod(shape)
+                if values > MAX_NPZ_VALUES:
+                    raise ModelFormatError(f"'{source}': its arrays declare more than {MAX_NPZ_VALUES} values (at "
+                                           f"'{plain(name)}', shape {plain(repr(shape), 60)}); a model holds fewer")
+                with zf.open(info) as fh:
+                    arrays[name[:-len(".npy")]] = np.lib.format.read_array(fh, allow_pickle=False)
     except ModelFormatError:
         raise
     except Exception as exc:  # a hostile archive can make zipfile / numpy raise almost anything
         raise ModelFormatError(f"'{source}' is not a readable .npz archive of plain arrays: "
-                               f"{type(exc).__name__}: {exc}") from None
+                               f"{type(exc).__name__}: {plain(str(exc))}") from None
     meta = {}
     if "__metadata__" in arrays:
         raw = arrays.pop("__metadata__")
@@ -64,8 +103,9 @@ def _read_npz(source: str, data: bytes):
     return arrays, meta
 
 
-def read(source: str, data: bytes, format: str | None = None) -> Network:
-    """Read an .npz or .safetensors model (either layout); ``format`` (NPZ or SAFETENSORS) insists on one."""
+def read(source: str, data: bytes, format: str | None = None, rnn_nonlinearity: str | None = None) -> Network:
+    """Read an .npz or .safetensors model (either layout); ``format`` (NPZ or SAFETENSORS) insists on one;
+    ``rnn_nonlinearity``: that of plain RNN layers with PyTorch names when the metadata does not say."""
     zipped = data[:4] == b"PK\x03\x04"
     if format is not None and zipped != (format == NPZ):
         found = "an npz (zip) file" if zipped else "not an npz (zip) file"
@@ -89,9 +129,10 @@ def read(source: str, data: bytes, format: str | None = None) -> Network:
         if key in meta:
             rate = rate_value(meta[key], key, source)
             break
-    nonlin = meta.get("rnn_nonlinearity", "tanh")
+    nonlin = meta.get("rnn_nonlinearity", rnn_nonlinearity or "tanh")
     if nonlin not in ("tanh", "relu"):
-        raise ModelFormatError(f"'{source}': metadata 'rnn_nonlinearity' must be 'tanh' or 'relu', not {nonlin!r}")
+        raise ModelFormatError(f"'{source}': metadata 'rnn_nonlinearity' must be 'tanh' or 'relu', not "
+                               f"{plain(repr(nonlin), 60)}")
     order = None
     if "module_order" in meta:
         try:
@@ -116,7 +157,8 @@ def _int_meta(meta, key, source, default):
     try:
         value = int(meta[key])
     except ValueError:
-        raise ModelFormatError(f"'{source}': metadata '{key}' must be a whole number, not {meta[key]!r}") from None
+        raise ModelFormatError(f"'{source}': metadata '{key}' must be a whole number, not "
+                               f"{plain(repr(meta[key]), 60)}") from None
     if value < 0:
         raise ModelFormatError(f"'{source}': metadata '{key}' must be >= 0, not {value}")
     return value
@@ -154,15 +196,20 @@ def _from_nbrnn_layout(arrays, meta, source, fmt) -> Network:
             if key not in arrays:
                 if optional:
                     return None
-                raise ModelFormatError(f"'{source}': missing array '{key}' for layer {i} ({spec['type']})")
+                raise ModelFormatError(f"'{source}': missing array '{key}' for layer {i} ({plain(spec['type'], 40)})")
             return tensor(np.asarray(arrays[key], dtype=np.float64) if arrays[key].dtype.kind in "fiu"
                           else arrays[key], key, ndim, source)
 
-        if spec["type"] == "dense":
-            layers.append(Dense(arr("weight", 2), arr("bias", 1), spec.get("activation", "linear")))
-        else:
-            layers.append(Recurrent(spec["type"], arr("weight_ih", 2), arr("weight_hh", 2), arr("bias_ih", 1),
-                                    arr("bias_hh", 1), h0=arr("h0", 1, True), c0=arr("c0", 1, True)))
+        try:
+            if spec["type"] == "dense":
+                layers.append(Dense(arr("weight", 2), arr("bias", 1), spec.get("activation", "linear")))
+            else:
+                layers.append(Recurrent(spec["type"], arr("weight_ih", 2), arr("weight_hh", 2), arr("bias_ih", 1),
+                                        arr("bias_hh", 1), h0=arr("h0", 1, True), c0=arr("c0", 1, True)))
+        except ModelShapeError as exc:
+            if str(exc).startswith(f"'{source}'"):
+                raise
+            raise ModelShapeError(f"'{source}': nbrnn.layers[{i}], arrays 'layers.{i}.*': {exc}") from None
     rate_src = meta.get("nbrnn.rate_source", "file")
     if rate_src not in ("file", "format default", "caller"):
         rate_src = "file"
@@ -172,12 +219,24 @@ def _from_nbrnn_layout(arrays, meta, source, fmt) -> Network:
                       rate_source=rate_src)
     extra = {}
     if "nbrnn.prewarm_seconds" in meta:
-        try:
-            extra["prewarm_seconds"] = float(meta["nbrnn.prewarm_seconds"])
-        except ValueError:
-            raise ModelFormatError(f"'{source}': metadata 'nbrnn.prewarm_seconds' must be a number") from None
+        extra["prewarm_seconds"] = _float_meta(meta, "nbrnn.prewarm_seconds", source, 0.0, 60.0, "seconds")
+    for field in ("input_gain", "output_gain"):
+        if f"nbrnn.{field}" in meta:
+            kwargs[field] = _float_meta(meta, f"nbrnn.{field}", source, MIN_GAIN, MAX_GAIN, "(a linear gain)")
     return Network(tuple(layers), skip=_int_meta(meta, "nbrnn.skip", source, 0), input_names=_names_meta(meta, source)
                    or (), format=fmt, source=source, metadata=extra, **kwargs)
+
+
+def _float_meta(meta, key, source, low, high, unit) -> float:
+    """Metadata ``key``: a number from ``low`` to ``high``."""
+    try:
+        value = float(meta[key])
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:  # NaN too
+        raise ModelFormatError(f"'{source}': metadata '{key}' must be a number from {low:g} to {high:g} {unit}, "
+                               f"not {plain(repr(meta[key]), 60)}")
+    return value
 
 
 def to_arrays(network: Network) -> tuple:
@@ -206,6 +265,9 @@ def to_arrays(network: Network) -> tuple:
     }
     if "prewarm_seconds" in network.metadata:
         meta["nbrnn.prewarm_seconds"] = repr(float(network.metadata["prewarm_seconds"]))
+    for field in ("input_gain", "output_gain"):
+        if getattr(network, field) != 1.0:
+            meta[f"nbrnn.{field}"] = repr(getattr(network, field))
     return arrays, meta
 
 
@@ -220,7 +282,7 @@ def export(network: Network, path, *, overwrite: bool = False) -> None:
     if suffix not in (".npz", ".safetensors"):
         raise ArgumentError(f"Argument 'path' (OUT of nbrnn export) must end in .npz or .safetensors, "
                             f"not {suffix or 'no suffix'!r}")
-    check_destination(target, [("model file", network.source)], overwrite)
+    target = check_destination(target, [("model file", network.source)], overwrite)
     arrays, meta = to_arrays(network)
     if suffix == ".safetensors":
         from .safetensors import write_safetensors

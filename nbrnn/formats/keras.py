@@ -5,7 +5,9 @@ where ``weights`` is what Keras' ``get_weights()`` returns.  Keras stores
 kernels as (inputs, units·gates); LSTM columns i, f, c, o (PyTorch's order),
 GRU columns z, r, h, which are swapped here to PyTorch's r, z, n.  Only GRUs
 with ``reset_after=True`` (bias of shape (2, 3H)) compute PyTorch's function;
-``reset_after=False`` is refused rather than mis-run.
+``reset_after=False`` is refused rather than mis-run.  AIDA-X's ``in_skip``, ``in_gain`` and
+``out_gain`` (dB) are kept as the AIDA-X runtime applies them: y = out_gain·(net(g·x) + skip·g·x),
+g = in_gain, on the audio input.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from ..adapt import is_choice
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import ACTIVATIONS, Dense, Network, Recurrent, check_size
-from ._common import expect_shape, mapping, rate_value, tensor
+from ._common import expect_shape, mapping, plain, rate_value, tensor
 
 NAME = "rtneural-keras-json"
 DEFAULT_RATE = 48000.0
@@ -24,6 +26,9 @@ SUPPORTED = ("dense", "time-distributed-dense", "lstm", "gru", "activation")
 #: carried by an identity Dense of that width, allocated before any weight of the file is read (and counted
 #: against the network's bounds, :data:`nbrnn.network.MAX_LAYERS` and :data:`~nbrnn.network.MAX_PARAMETERS`).
 MAX_INPUTS = 1024
+#: Largest ``in_gain`` / ``out_gain`` in dB (either sign): the range of :data:`nbrnn.network.MIN_GAIN` ..
+#: :data:`~nbrnn.network.MAX_GAIN`.
+MAX_GAIN_DB = 120.0
 
 
 def detect(obj) -> bool:
@@ -33,7 +38,8 @@ def detect(obj) -> bool:
 def _activation(value, where: str, source: str) -> str:
     name = "linear" if value in (None, "") else value
     if not is_choice(name, ACTIVATIONS):
-        raise ModelFormatError(f"{source}: {where} activation must be one of {', '.join(ACTIVATIONS)}, not {value!r}")
+        raise ModelFormatError(f"{source}: {where} activation must be one of {', '.join(ACTIVATIONS)}, not "
+                               f"{plain(repr(value), 60)}")
     return name
 
 
@@ -60,7 +66,8 @@ def from_json(obj: dict, source: str) -> Network:
         kind = layer.get("type")
         where = f"layers[{i}] ({kind})"
         if kind not in SUPPORTED:
-            raise ModelFormatError(f"{source}: layers[{i}] has type {kind!r}; nbrnn runs {', '.join(SUPPORTED)}")
+            raise ModelFormatError(f"{source}: layers[{i}] has type {plain(repr(kind), 60)}; nbrnn runs "
+                                   f"{', '.join(SUPPORTED)}")
         weights = layer.get("weights", [])
         if not isinstance(weights, list):
             raise ModelFormatError(f"{source}: {where} 'weights' must be a list")
@@ -89,7 +96,8 @@ def from_json(obj: dict, source: str) -> Network:
             continue
         act = layer.get("activation", "tanh")
         if act not in ("", "tanh", None):
-            raise ModelFormatError(f"{source}: {where} uses activation {act!r}; recurrent layers run tanh")
+            raise ModelFormatError(f"{source}: {where} uses activation {plain(repr(act), 60)}; recurrent layers run "
+                                   f"tanh")
         gates = 4 if kind == "lstm" else 3
         if len(weights) != 3:
             raise ModelFormatError(f"{source}: {where} needs weights [kernel, recurrent_kernel, bias], "
@@ -121,8 +129,11 @@ def from_json(obj: dict, source: str) -> Network:
     skip = obj.get("in_skip", 0)
     if isinstance(skip, bool):
         skip = int(skip)
-    if not isinstance(skip, int) or skip < 0:
-        raise ModelFormatError(f"{source}: 'in_skip' must be a non-negative integer, not {skip!r}")
+    most = min(in_shape[-1], width)
+    if not isinstance(skip, int) or not 0 <= skip <= most:
+        raise ModelFormatError(f"{source}: 'in_skip' must be a whole number from 0 to {most} (the inputs added to "
+                               f"as many outputs), not {plain(repr(skip), 60)}")
+    gains = {key: _gain(obj, key, source) for key in ("in_gain", "out_gain")}
     rate, rate_source = DEFAULT_RATE, "format default"
     meta = obj.get("metadata")
     for where, holder in (("metadata.samplerate", meta if isinstance(meta, dict) else {}), ("samplerate", obj),
@@ -136,4 +147,16 @@ def from_json(obj: dict, source: str) -> Network:
         if key in obj:
             extra[key] = obj[key]
     return Network(tuple(layers), skip=skip, trained_rate=rate, rate_source=rate_source, format=NAME,
-                   source=source, metadata=extra)
+                   source=source, metadata=extra, input_gain=gains["in_gain"], output_gain=gains["out_gain"])
+
+
+def _gain(obj: dict, key: str, source: str) -> float:
+    """AIDA-X's ``in_gain`` / ``out_gain``: dB the runtime applies to the audio input (before the network and
+    its skip) and to the output; a linear factor here (1 when absent)."""
+    if key not in obj:
+        return 1.0
+    db = obj[key]
+    if isinstance(db, bool) or not isinstance(db, (int, float)) or not abs(db) <= MAX_GAIN_DB:
+        raise ModelFormatError(f"{source}: '{key}' must be a gain in dB from -{MAX_GAIN_DB:g} to "
+                               f"+{MAX_GAIN_DB:g}, not {plain(repr(db), 60)}")
+    return 10.0 ** (db / 20.0)

@@ -25,12 +25,13 @@ import numpy as np
 
 from .._atomic import atomic_output
 from ..errors import ArgumentError, ModelFormatError
-from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, read_bytes
+from ._common import MAX_ENTRIES, MAX_FILE_BYTES, MAX_TENSOR_VALUES, plain, read_bytes
 
 __all__ = ["read_safetensors", "write_safetensors", "MAX_HEADER_BYTES"]
 
-#: Largest JSON header accepted (the reference implementation's limit).
-MAX_HEADER_BYTES = 100_000_000
+#: Largest JSON header accepted: the reference implementation allows 100 MB, but a model's header (at most
+#: :data:`~nbrnn.formats._common.MAX_ENTRIES` tensors and a little metadata) takes well under 1 MB.
+MAX_HEADER_BYTES = 16 << 20
 #: Most dimensions a tensor may have.
 MAX_NDIM = 32
 
@@ -70,7 +71,7 @@ def _pairs_no_duplicates(source: str):
         out = {}
         for key, value in pairs:
             if key in out:
-                raise ModelFormatError(f"'{source}': the safetensors header names '{key[:80]}' twice")
+                raise ModelFormatError(f"'{source}': the safetensors header names '{plain(key, 80)}' twice")
             out[key] = value
         return out
 
@@ -144,14 +145,14 @@ def _read_metadata(header: dict, source: str) -> dict:
     for key, value in meta.items():
         if not isinstance(value, str):
             raise ModelFormatError(
-                f"'{source}': '__metadata__' value for '{key[:80]}' must be a string, not {_short(value)}"
+                f"'{source}': '__metadata__' value for '{plain(key, 80)}' must be a string, not {_short(value)}"
             )
     return dict(meta)
 
 
 def _entry(name: str, info, buffer_len: int, source: str):
     """Validate one tensor entry; return (numpy dtype, dtype name, shape, begin, end)."""
-    where = f"'{source}': tensor '{name[:80]}'"
+    where = f"'{source}': tensor '{plain(name, 80)}'"
     if not isinstance(info, dict):
         raise ModelFormatError(f"{where} must be described by a JSON object, not {_short(info)}")
     unknown = set(info) - {"dtype", "shape", "data_offsets"}
@@ -241,6 +242,9 @@ def read_safetensors(path, *, data: bytes | None = None) -> tuple:
         raise ModelFormatError(f"model file '{source}' is {len(data)} bytes; the limit is {MAX_FILE_BYTES} bytes")
     header, start = _parse_header(data, source)
     metadata = _read_metadata(header, source)
+    if len(header) > MAX_ENTRIES:
+        raise ModelFormatError(f"'{source}': the safetensors header lists {len(header)} tensors; a model has at "
+                               f"most {MAX_ENTRIES}")
     buffer_len = len(data) - start
     entries = []
     for name, info in header.items():
@@ -251,7 +255,7 @@ def read_safetensors(path, *, data: bytes | None = None) -> tuple:
         if begin != position:
             what = "overlaps the previous tensor" if begin < position else "leaves a gap after the previous tensor"
             raise ModelFormatError(
-                f"'{source}': tensor '{name[:80]}' starts at buffer byte {begin}, which {what} "
+                f"'{source}': tensor '{plain(name, 80)}' starts at buffer byte {begin}, which {what} "
                 f"(expected {position}); tensors must tile the data buffer"
             )
         position = end

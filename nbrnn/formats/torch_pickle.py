@@ -39,7 +39,8 @@ import zipfile
 import numpy as np
 
 from ..errors import ModelFormatError, NbrnnError, UnsafeModelError
-from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, read_bytes
+from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, MAX_ZIP_RECORDS, read_bytes, zip_entries
+from ._common import plain as _plain
 
 __all__ = ["read_torch_checkpoint", "STATE_DICT_KEYS", "MAX_FILE_BYTES"]
 
@@ -53,8 +54,9 @@ LEGACY_PROTOCOL = 1001
 
 #: Largest pickle (``data.pkl`` or the main pickle of a stream) that is parsed.
 MAX_PICKLE_BYTES = 64 << 20
-#: Largest number of pickle opcodes parsed in one pickle.
-MAX_PICKLE_OPS = 4_000_000
+#: Largest number of pickle opcodes parsed in one pickle: a state_dict takes a few dozen per tensor, a training
+#: checkpoint (optimizer state, hyper-parameters) some more; every opcode may build an object.
+MAX_PICKLE_OPS = 1_000_000
 #: Deepest nesting of MARK-delimited groups in a pickle.
 MAX_MARK_DEPTH = 200
 #: Deepest nesting of dictionaries followed when looking for tensors.
@@ -109,12 +111,6 @@ def _show(value) -> str:
     if isinstance(value, (_Storage, _TensorRef, _DType, _StorageType, _StandIn)):
         return repr(value)
     return f"a {type(value).__name__}"
-
-
-def _plain(text: str) -> str:
-    """Escape control characters and shorten a name taken from a file."""
-    text = text[:200].encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _is_int(value) -> bool:
@@ -850,8 +846,17 @@ def _zip_record(zf: zipfile.ZipFile, name: str, source: str, expected: int | Non
 
 def _read_zip(data: bytes, source: str):
     """Unpickle ``<archive>/data.pkl`` of a zip checkpoint; return (main object, storage-bytes function)."""
+    count = zip_entries(data)
+    if count is not None and count > MAX_ZIP_RECORDS:  # before zipfile walks a directory of that many
+        raise ModelFormatError(f"cannot read '{source}': the zip archive lists {count} records, more than the "
+                               f"{MAX_ZIP_RECORDS} a checkpoint is read with")
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = zf.namelist()
+    seen = set()
+    for name in names:  # torch.load reads the first copy of a record, zipfile the last
+        if name in seen:
+            raise ModelFormatError(f"cannot read '{source}': the archive holds record '{_plain(name)}' twice")
+        seen.add(name)
     pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
     if not pickles:
         if any(n.endswith(".npy") for n in names):
