@@ -87,6 +87,17 @@ def zip_entries(data: bytes) -> int | None:
     return count
 
 
+def first_repeated(names):
+    """The first name that occurs a second time in ``names`` (an archive's records), or None: zip tools disagree
+    on which copy of a record counts."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
 def _reject_constant(name):
     # NaN / Infinity literals are not JSON; weights must be finite anyway.
     raise ValueError(f"non-finite literal {name} is not allowed in model weights")
@@ -188,6 +199,8 @@ def mapping(value, name: str, source: str) -> dict:
 
 
 _CELL_BY_GATES = {4: "lstm", 3: "gru", 1: "rnn_tanh"}
+#: The tensors of one layer of a PyTorch RNN module, ``<prefix><field>_l<k>``.
+RNN_FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def torch_rnn_layers(tensors: dict, prefix: str, source: str, *, cell: str | None = None,
@@ -202,12 +215,11 @@ def torch_rnn_layers(tensors: dict, prefix: str, source: str, *, cell: str | Non
     from ..network import CELL_GATES, Recurrent
 
     present = set()
-    fields = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     for key in tensors:
         if not isinstance(key, str) or not key.startswith(prefix):
             continue
         field, _, index = key[len(prefix):].rpartition("_l")
-        if field not in fields or not (index.isascii() and index.isdigit()):
+        if field not in RNN_FIELDS or not (index.isascii() and index.isdigit()):
             continue
         if index != str(int(index[:18])):  # 'l00', 'l01': not a name PyTorch writes (no 4300-digit int())
             raise ModelFormatError(f"{source}: tensor '{plain(key)}' is not a PyTorch layer name (layer numbers "
@@ -226,7 +238,7 @@ def torch_rnn_layers(tensors: dict, prefix: str, source: str, *, cell: str | Non
                               f"layer(s) for '{plain(prefix)}'")
     layers = []
     for k in range(count):
-        names = {f: f"{prefix}{f}_l{k}" for f in fields}
+        names = {f: f"{prefix}{f}_l{k}" for f in RNN_FIELDS}
         for f in ("weight_ih", "weight_hh"):
             if names[f] not in tensors:
                 raise ModelFormatError(f"{source}: missing tensor '{plain(names[f])}'")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import Dense, Network
-from ._common import expect_shape, mapping, plain, positive_int, rate_value, tensor, torch_rnn_layers
+from ._common import RNN_FIELDS, expect_shape, mapping, plain, positive_int, rate_value, tensor, torch_rnn_layers
 
 NAME = "agm-json"
 DEFAULT_RATE = 44100.0
@@ -66,7 +66,7 @@ def from_json(obj: dict, source: str) -> Network:
         expect_shape(b, (n_out,), "lin.bias", source)
     else:
         b = np.zeros(n_out)
-    used = {f"rec.{f}_l{k}" for f in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") for k in range(num_layers)}
+    used = {f"rec.{f}_l{k}" for f in RNN_FIELDS for k in range(num_layers)}
     unused = [key for key in sd if key not in used and key not in ("lin.weight", "lin.bias")]
     if unused:  # a network that differs from the file's would run
         listed = ", ".join(f"'{plain(key, 60)}'" for key in unused[:4]) + (" ..." if len(unused) > 4 else "")

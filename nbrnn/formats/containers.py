@@ -29,7 +29,7 @@ import numpy as np
 from .._atomic import atomic_output, check_destination
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError
 from ..network import MAX_GAIN, MAX_PARAMETERS, MIN_GAIN, Dense, Network, Recurrent
-from ._common import MAX_ENTRIES, plain, tensor, zip_entries
+from ._common import MAX_ENTRIES, first_repeated, plain, tensor, zip_entries
 
 NPZ, SAFETENSORS = "npz", "safetensors"
 LAYOUT_VERSION = "1"
@@ -52,11 +52,9 @@ def _read_npz(source: str, data: bytes):
             if len(infos) > MAX_ENTRIES:
                 raise ModelFormatError(f"'{source}': the archive holds {len(infos)} arrays; a model has at most "
                                        f"{MAX_ENTRIES}")
-            seen = set()
-            for info in infos:
-                if info.filename in seen:  # zip tools disagree on which copy counts
-                    raise ModelFormatError(f"'{source}': the archive holds '{plain(info.filename)}' twice")
-                seen.add(info.filename)
+            twice = first_repeated(info.filename for info in infos)
+            if twice is not None:
+                raise ModelFormatError(f"'{source}': the archive holds '{plain(twice)}' twice")
             total = sum(info.file_size for info in infos)
             if total > MAX_NPZ_BYTES:
                 raise ModelFormatError(f"'{source}': the archive unpacks to {total} bytes, over the limit "

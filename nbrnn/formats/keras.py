@@ -12,11 +12,13 @@ g = in_gain, on the audio input.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..adapt import is_choice
 from ..errors import ModelFormatError, ModelShapeError
-from ..network import ACTIVATIONS, Dense, Network, Recurrent, check_size
+from ..network import ACTIVATIONS, MAX_GAIN, Dense, Network, Recurrent, check_size
 from ._common import expect_shape, mapping, plain, rate_value, tensor
 
 NAME = "rtneural-keras-json"
@@ -27,8 +29,8 @@ SUPPORTED = ("dense", "time-distributed-dense", "lstm", "gru", "activation")
 #: against the network's bounds, :data:`nbrnn.network.MAX_LAYERS` and :data:`~nbrnn.network.MAX_PARAMETERS`).
 MAX_INPUTS = 1024
 #: Largest ``in_gain`` / ``out_gain`` in dB (either sign): the range of :data:`nbrnn.network.MIN_GAIN` ..
-#: :data:`~nbrnn.network.MAX_GAIN`.
-MAX_GAIN_DB = 120.0
+#: :data:`~nbrnn.network.MAX_GAIN` (120 dB).
+MAX_GAIN_DB = 20.0 * math.log10(MAX_GAIN)
 
 
 def detect(obj) -> bool:

@@ -39,7 +39,7 @@ import zipfile
 import numpy as np
 
 from ..errors import ModelFormatError, NbrnnError, UnsafeModelError
-from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, MAX_ZIP_RECORDS, read_bytes, zip_entries
+from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, MAX_ZIP_RECORDS, first_repeated, read_bytes, zip_entries
 from ._common import plain as _plain
 
 __all__ = ["read_torch_checkpoint", "STATE_DICT_KEYS", "MAX_FILE_BYTES"]
@@ -852,11 +852,9 @@ def _read_zip(data: bytes, source: str):
                                f"{MAX_ZIP_RECORDS} a checkpoint is read with")
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = zf.namelist()
-    seen = set()
-    for name in names:  # torch.load reads the first copy of a record, zipfile the last
-        if name in seen:
-            raise ModelFormatError(f"cannot read '{source}': the archive holds record '{_plain(name)}' twice")
-        seen.add(name)
+    twice = first_repeated(names)  # torch.load reads the first copy of a record, zipfile the last
+    if twice is not None:
+        raise ModelFormatError(f"cannot read '{source}': the archive holds record '{_plain(twice)}' twice")
     pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
     if not pickles:
         if any(n.endswith(".npy") for n in names):
