@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-from ._atomic import atomic_output, check_destination
+from ._atomic import _place_new, atomic_output, check_destination
 from .errors import ArgumentError, NbrnnError, OutputError
 
 RATES = (44100, 48000, 88200, 96000, 192000)
@@ -63,16 +65,16 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
     """Run the demo, print the tables, write audio, ``snr.csv`` and (with matplotlib) ``demo.png``.
 
     Files of an earlier run in ``out_dir`` (any of :func:`output_names`) are kept: the demo refuses to
-    start unless ``overwrite``.
+    start unless ``overwrite``.  The files are written in a hidden folder inside ``out_dir`` and moved into
+    place at the end, so a run that is stopped or fails leaves ``out_dir`` as it found it (and removes it
+    if it created it).
     """
-
-    from .circuit import simulate_diode_clipper, test_signal
-    from .model import load_default
 
     log = stream or sys.stdout
     if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
             or not SECONDS[0] <= seconds <= SECONDS[1]):  # NaN too
         raise ArgumentError(f"Argument 'seconds' must be from {SECONDS[0]:g} to {SECONDS[1]:g}, not {seconds!r}")
+    created = not os.path.lexists(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
@@ -88,6 +90,41 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
     for name in existing:  # overwrite: regular files only
         check_destination(os.path.join(out_dir, name), overwrite=True)
     started = time.perf_counter()
+    try:
+        stage = tempfile.mkdtemp(prefix=".nbrnn-demo.", suffix=".partial", dir=out_dir)
+    except OSError as exc:
+        raise OutputError(f"cannot write in the demo folder '{out_dir}': {exc.strerror or exc}") from None
+    try:
+        rows, plot = _run(stage, seconds, dtype, log)
+        written = 0
+        for name in output_names():
+            if os.path.exists(os.path.join(stage, name)):
+                target = os.path.join(out_dir, name)
+                try:
+                    (os.replace if overwrite else _place_new)(os.path.join(stage, name), target)
+                except OutputError:
+                    raise
+                except OSError as exc:
+                    raise OutputError(f"cannot write '{target}': {exc.strerror or exc}") from None
+                written += 1
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:  # a run that wrote nothing leaves no empty folder behind
+            try:
+                os.rmdir(out_dir)
+            except OSError:
+                pass
+    print(f"\nwrote {written} files to {os.path.abspath(out_dir)}"
+          f"{'' if plot else ' (no plot: pip install matplotlib)'} in {time.perf_counter() - started:.1f} s",
+          file=log)
+    return {"rows": rows, "out": out_dir}
+
+
+def _run(folder, seconds, dtype, log):
+    """The demo's work, its files written in ``folder``: (the table's rows, whether the plot was drawn)."""
+    from .circuit import simulate_diode_clipper, test_signal
+    from .model import load_default
+
     model = load_default()
     trained = model.trained_rate
     print(f"nbrnn demo: embedded model {model.network.layers[0].describe()} -> Dense, trained at {trained:g} Hz "
@@ -101,8 +138,8 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
         x = test_signal(rate, seconds)
         truth = simulate_diode_clipper(x, rate)
         edge = slice(int(EDGE * rate), x.size - int(EDGE * rate))
-        _wav(os.path.join(out_dir, f"input_{rate}.wav"), x, rate)
-        _wav(os.path.join(out_dir, f"circuit_{rate}.wav"), truth, rate)
+        _wav(os.path.join(folder, f"input_{rate}.wav"), x, rate)
+        _wav(os.path.join(folder, f"circuit_{rate}.wav"), truth, rate)
         for method, opts in METHODS:
             row = {"rate": rate, "method": LABELS[method]}
             try:
@@ -116,15 +153,11 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
                        note="")
             rows.append(row)
             if method in AUDIO_METHODS:
-                _wav(os.path.join(out_dir, f"{LABELS[method]}_{rate}.wav"), y, rate)
+                _wav(os.path.join(folder, f"{LABELS[method]}_{rate}.wav"), y, rate)
     _print_tables(rows, trained, log)
-    _write_csv(rows, os.path.join(out_dir, "snr.csv"))
-    plot = _plot(rows, trained, os.path.join(out_dir, "demo.png"))
-    written = sum(os.path.exists(os.path.join(out_dir, name)) for name in output_names())
-    print(f"\nwrote {written} files to {os.path.abspath(out_dir)}"
-          f"{'' if plot else ' (no plot: pip install matplotlib)'} in {time.perf_counter() - started:.1f} s",
-          file=log)
-    return {"rows": rows, "out": out_dir}
+    _write_csv(rows, os.path.join(folder, "snr.csv"))
+    plot = _plot(rows, trained, os.path.join(folder, "demo.png"))
+    return rows, plot
 
 
 def _wav(path, y, rate) -> None:

@@ -62,3 +62,34 @@ def test_demo_keeps_an_earlier_run_without_overwrite(tmp_path):
             "pass overwrite=True (--overwrite)") in res.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["demo.png", "notes.txt"]
     assert (folder / "demo.png").read_bytes() == b"first run"
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_stopped_demo_leaves_the_folder_as_it_was(tmp_path, monkeypatch, earlier):
+    """Ctrl-C in the middle left the files written so far, and the next 'nbrnn demo' refused to start."""
+    import nbrnn.demo as demo
+
+    folder = tmp_path / "nbrnn-demo"
+    if earlier:  # a folder of the user's, with an earlier run's table in it
+        folder.mkdir()
+        (folder / "notes.txt").write_bytes(b"the user's")
+        (folder / "snr.csv").write_bytes(b"an earlier run")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()} if earlier else None
+
+    def stop(*args):  # after every audio file is written, before the table
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "_print_tables", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(str(folder), seconds=0.4, stream=io.StringIO(), overwrite=earlier)
+    if earlier:
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    else:
+        assert not folder.exists()
+    monkeypatch.undo()
+    log = io.StringIO()
+    run_demo(str(folder), seconds=0.4, stream=log, overwrite=earlier)  # the next run starts
+    names = {p.name for p in folder.iterdir()}
+    assert "cubic_192000.wav" in names and not any(n.startswith(".") for n in names), names
+    assert f"wrote {len(names - {'notes.txt'})} files to" in log.getvalue()
+    assert (folder / "snr.csv").read_text().startswith("rate_hz,")
