@@ -45,3 +45,8 @@ def plain(value, limit: int = 120) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = text[:2 * limit].encode("unicode_escape").decode("ascii")
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def shown(value, limit: int = 60) -> str:
+    """A value from a file as Python writes it (strings quoted), fit for a one-line message (:func:`plain`)."""
+    return plain(repr(value), limit)

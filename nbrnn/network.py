@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .adapt import check_rate, is_choice
-from .errors import ArgumentError, ModelShapeError, plain
+from .errors import ArgumentError, ModelShapeError, plain, shown
 
 #: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
 CELL_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -155,7 +155,7 @@ class Dense:
             raise ModelShapeError(f"{ctx}: weight shape {w.shape} is empty")
         if not is_choice(self.activation, ACTIVATIONS):
             raise ModelShapeError(f"{ctx}: activation must be one of {', '.join(ACTIVATIONS)}, not "
-                                  f"{plain(repr(self.activation), 60)}")
+                                  f"{shown(self.activation)}")
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "bias", b)
 
@@ -203,7 +203,7 @@ class Recurrent:
     def __post_init__(self):
         if not is_choice(self.cell, CELL_GATES):
             raise ModelShapeError(f"recurrent layer: cell must be one of {', '.join(CELL_GATES)}, not "
-                                  f"{plain(repr(self.cell), 60)}")
+                                  f"{shown(self.cell)}")
         ctx = f"{self.cell} layer"
         g = CELL_GATES[self.cell]
         wih = _array(self.weight_ih, "weight_ih", 2, ctx)

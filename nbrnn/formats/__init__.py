@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain
+from ..errors import ArgumentError, ModelFormatError, ModelShapeError, shown
 from ..network import Network
 from . import agm, keras, nam, torch_json
 from ._common import MAX_ZIP_RECORDS, parse_json, rate_value, read_bytes, zip_entries
@@ -21,7 +21,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 def _describe_json(obj) -> str:
     if isinstance(obj, dict):
-        keys = ", ".join(plain(repr(k), 40) for k in list(obj)[:6])
+        keys = ", ".join(shown(k, 40) for k in list(obj)[:6])
         return f"a JSON object with keys {keys}{' ...' if len(obj) > 6 else ''}"
     return f"JSON of type {type(obj).__name__}"
 

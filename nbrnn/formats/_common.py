@@ -10,7 +10,7 @@ import stat
 import numpy as np
 
 from ..adapt import MAX_RATE, MIN_RATE
-from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain
+from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain, shown
 
 #: Largest model file any loader reads (a guard against unbounded memory on hostile input).
 MAX_FILE_BYTES = 2 << 30
@@ -164,9 +164,9 @@ def positive_int(value, name: str, source: str, limit: int = 1 << 16) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise ModelFormatError(f"{source}: '{name}' must be a whole number, not {plain(repr(value), 60)}")
+            raise ModelFormatError(f"{source}: '{name}' must be a whole number, not {shown(value)}")
     if not 1 <= value <= limit:
-        raise ModelFormatError(f"{source}: '{name}' must be between 1 and {limit}, not {plain(repr(value), 60)}")
+        raise ModelFormatError(f"{source}: '{name}' must be between 1 and {limit}, not {shown(value)}")
     return int(value)
 
 
@@ -177,17 +177,17 @@ def rate_value(value, name: str, source: str) -> float:
             value = float(value.strip())
         except ValueError:
             raise ModelFormatError(
-                f"{source}: '{name}' must be a sample rate in Hz, not {plain(repr(value), 60)}") from None
+                f"{source}: '{name}' must be a sample rate in Hz, not {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {plain(repr(value), 60)}")
+        raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {shown(value)}")
     try:
         value = float(value)
     except OverflowError:  # an integer beyond float's range
         value = math.inf
     if not math.isfinite(value) or value <= 0:
-        raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {plain(repr(value), 60)}")
+        raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {shown(value)}")
     if not MIN_RATE <= value <= MAX_RATE:  # the rates every entry point accepts (adapt.check_rate)
-        raise ModelFormatError(f"{source}: '{name}' = {plain(repr(value), 60)} Hz is not a plausible sample rate "
+        raise ModelFormatError(f"{source}: '{name}' = {shown(value)} Hz is not a plausible sample rate "
                                f"({MIN_RATE:g} Hz .. {MAX_RATE / 1e6:g} MHz)")
     return float(value)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import Dense, Network
-from ._common import RNN_FIELDS, expect_shape, mapping, plain, positive_int, rate_value, tensor, torch_rnn_layers
+from ._common import RNN_FIELDS, expect_shape, mapping, plain, positive_int, rate_value, shown, tensor, torch_rnn_layers
 
 NAME = "agm-json"
 DEFAULT_RATE = 44100.0
@@ -32,7 +32,7 @@ def from_json(obj: dict, source: str) -> Network:
     unit = meta.get("unit_type", "LSTM")
     if not isinstance(unit, str) or unit.upper() not in UNIT_TYPES:
         raise ModelFormatError(f"{source}: model_data.unit_type must be one of {', '.join(UNIT_TYPES)}, not "
-                               f"{plain(repr(unit), 60)}")
+                               f"{shown(unit)}")
     cell = UNIT_TYPES[unit.upper()]
     num_layers = positive_int(meta.get("num_layers", 1), "model_data.num_layers", source, 64)
     layers = torch_rnn_layers(sd, "rec.", source, cell=cell, num_layers=num_layers)
@@ -52,7 +52,7 @@ def from_json(obj: dict, source: str) -> Network:
     if type(bias_fl) is int and bias_fl in (0, 1):
         bias_fl = bool(bias_fl)
     if not isinstance(bias_fl, bool):
-        raise ModelFormatError(f"{source}: model_data.bias_fl must be true or false, not {plain(repr(bias_fl), 60)}")
+        raise ModelFormatError(f"{source}: model_data.bias_fl must be true or false, not {shown(bias_fl)}")
     if "lin.weight" not in sd:
         raise ModelFormatError(f"{source}: missing tensor 'lin.weight' (the output layer)")
     if bias_fl != ("lin.bias" in sd):
@@ -78,7 +78,7 @@ def from_json(obj: dict, source: str) -> Network:
     if not isinstance(skip, int) or not 0 <= skip <= min(layers[0].input_size, n_out):
         raise ModelFormatError(f"{source}: model_data.skip must be a whole number from 0 to "
                                f"{min(layers[0].input_size, n_out)} (the inputs added to as many outputs), not "
-                               f"{plain(repr(skip), 60)}")
+                               f"{shown(skip)}")
     rate, rate_source = DEFAULT_RATE, "format default"
     for where, holder in (("model_data.sample_rate", meta), ("sample_rate", obj)):
         key = where.split(".")[-1]

@@ -29,7 +29,7 @@ import numpy as np
 from .._atomic import atomic_output, check_destination
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError
 from ..network import MAX_GAIN, MAX_PARAMETERS, MIN_GAIN, Dense, Network, Recurrent
-from ._common import MAX_ENTRIES, first_repeated, plain, tensor, zip_entries
+from ._common import MAX_ENTRIES, first_repeated, plain, shown, tensor, zip_entries
 
 NPZ, SAFETENSORS = "npz", "safetensors"
 LAYOUT_VERSION = "1"
@@ -75,11 +75,11 @@ def _read_npz(source: str, data: bytes):
                                    else np.lib.format.read_array_header_2_0)
                     shape = read_header(fh)[0]
                 if any(d < 0 for d in shape):
-                    raise ModelFormatError(f"'{source}': '{plain(name)}' declares shape {plain(repr(shape), 60)}")
+                    raise ModelFormatError(f"'{source}': '{plain(name)}' declares shape {shown(shape)}")
                 values += math.prod(shape)
                 if values > MAX_NPZ_VALUES:
                     raise ModelFormatError(f"'{source}': its arrays declare more than {MAX_NPZ_VALUES} values (at "
-                                           f"'{plain(name)}', shape {plain(repr(shape), 60)}); a model holds fewer")
+                                           f"'{plain(name)}', shape {shown(shape)}); a model holds fewer")
                 with zf.open(info) as fh:
                     arrays[name[:-len(".npy")]] = np.lib.format.read_array(fh, allow_pickle=False)
     except ModelFormatError:
@@ -130,7 +130,7 @@ def read(source: str, data: bytes, format: str | None = None, rnn_nonlinearity: 
     nonlin = meta.get("rnn_nonlinearity", rnn_nonlinearity or "tanh")
     if nonlin not in ("tanh", "relu"):
         raise ModelFormatError(f"'{source}': metadata 'rnn_nonlinearity' must be 'tanh' or 'relu', not "
-                               f"{plain(repr(nonlin), 60)}")
+                               f"{shown(nonlin)}")
     order = None
     if "module_order" in meta:
         try:
@@ -156,7 +156,7 @@ def _int_meta(meta, key, source, default):
         value = int(meta[key])
     except ValueError:
         raise ModelFormatError(f"'{source}': metadata '{key}' must be a whole number, not "
-                               f"{plain(repr(meta[key]), 60)}") from None
+                               f"{shown(meta[key])}") from None
     if value < 0:
         raise ModelFormatError(f"'{source}': metadata '{key}' must be >= 0, not {value}")
     return value
@@ -233,7 +233,7 @@ def _float_meta(meta, key, source, low, high, unit) -> float:
         value = None
     if value is None or not low <= value <= high:  # NaN too
         raise ModelFormatError(f"'{source}': metadata '{key}' must be a number from {low:g} to {high:g} {unit}, "
-                               f"not {plain(repr(meta[key]), 60)}")
+                               f"not {shown(meta[key])}")
     return value
 
 

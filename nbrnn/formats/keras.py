@@ -19,7 +19,7 @@ import numpy as np
 from ..adapt import is_choice
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import ACTIVATIONS, MAX_GAIN, Dense, Network, Recurrent, check_size
-from ._common import expect_shape, mapping, plain, rate_value, tensor
+from ._common import expect_shape, mapping, rate_value, shown, tensor
 
 NAME = "rtneural-keras-json"
 DEFAULT_RATE = 48000.0
@@ -41,7 +41,7 @@ def _activation(value, where: str, source: str) -> str:
     name = "linear" if value in (None, "") else value
     if not is_choice(name, ACTIVATIONS):
         raise ModelFormatError(f"{source}: {where} activation must be one of {', '.join(ACTIVATIONS)}, not "
-                               f"{plain(repr(value), 60)}")
+                               f"{shown(value)}")
     return name
 
 
@@ -68,7 +68,7 @@ def from_json(obj: dict, source: str) -> Network:
         kind = layer.get("type")
         where = f"layers[{i}] ({kind})"
         if kind not in SUPPORTED:
-            raise ModelFormatError(f"{source}: layers[{i}] has type {plain(repr(kind), 60)}; nbrnn runs "
+            raise ModelFormatError(f"{source}: layers[{i}] has type {shown(kind)}; nbrnn runs "
                                    f"{', '.join(SUPPORTED)}")
         weights = layer.get("weights", [])
         if not isinstance(weights, list):
@@ -98,7 +98,7 @@ def from_json(obj: dict, source: str) -> Network:
             continue
         act = layer.get("activation", "tanh")
         if act not in ("", "tanh", None):
-            raise ModelFormatError(f"{source}: {where} uses activation {plain(repr(act), 60)}; recurrent layers run "
+            raise ModelFormatError(f"{source}: {where} uses activation {shown(act)}; recurrent layers run "
                                    f"tanh")
         gates = 4 if kind == "lstm" else 3
         if len(weights) != 3:
@@ -134,7 +134,7 @@ def from_json(obj: dict, source: str) -> Network:
     most = min(in_shape[-1], width)
     if not isinstance(skip, int) or not 0 <= skip <= most:
         raise ModelFormatError(f"{source}: 'in_skip' must be a whole number from 0 to {most} (the inputs added to "
-                               f"as many outputs), not {plain(repr(skip), 60)}")
+                               f"as many outputs), not {shown(skip)}")
     gains = {key: _gain(obj, key, source) for key in ("in_gain", "out_gain")}
     rate, rate_source = DEFAULT_RATE, "format default"
     meta = obj.get("metadata")
@@ -160,5 +160,5 @@ def _gain(obj: dict, key: str, source: str) -> float:
     db = obj[key]
     if isinstance(db, bool) or not isinstance(db, (int, float)) or not abs(db) <= MAX_GAIN_DB:
         raise ModelFormatError(f"{source}: '{key}' must be a gain in dB from -{MAX_GAIN_DB:g} to "
-                               f"+{MAX_GAIN_DB:g}, not {plain(repr(db), 60)}")
+                               f"+{MAX_GAIN_DB:g}, not {shown(db)}")
     return 10.0 ** (db / 20.0)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelFormatError
 from ..network import Dense, Network
-from ._common import expect_shape, plain, tensor, torch_rnn_layers
+from ._common import expect_shape, plain, shown, tensor, torch_rnn_layers
 
 NAME = "torch-state-dict-json"
 DEFAULT_RATE = 44100.0
@@ -44,7 +44,7 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
     modules: dict = {}  # prefix -> kind, in the order the names first appear
     for key in tensors:
         if not isinstance(key, str):
-            raise ModelFormatError(f"{source}: tensor names must be strings, not {plain(repr(key), 60)}")
+            raise ModelFormatError(f"{source}: tensor names must be strings, not {shown(key)}")
         m = _RNN.match(key)
         if m:
             if m.group(4):
@@ -78,8 +78,8 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
     prefixes = list(modules)
     if module_order is not None:
         if sorted(module_order) != sorted(prefixes):
-            raise ModelFormatError(f"{source}: module order {plain(repr(module_order))} does not name the modules "
-                                   f"{plain(repr(prefixes))}")
+            raise ModelFormatError(f"{source}: module order {shown(module_order, 120)} does not name the modules "
+                                   f"{shown(prefixes, 120)}")
         prefixes = list(module_order)
     elif not ordered:
         prefixes = _chain(built, prefixes, source)
@@ -121,7 +121,7 @@ def _chain(built: dict, prefixes: list, source: str) -> list:
     fits = [list(perm) for perm in itertools.permutations(prefixes) if _plausible(_layers(built, perm))]
     if len(fits) != 1:
         found = "no order" if not fits else f"{len(fits)} orders"
-        raise ModelFormatError(f"{source}: the order of the modules {plain(repr(prefixes))} is not recorded or "
+        raise ModelFormatError(f"{source}: the order of the modules {shown(prefixes, 120)} is not recorded or "
                                f"gives no audio model (sizes that chain, one or two outputs), and {found} of them "
                                f"does; save them in the order they run, or add metadata 'module_order' (a JSON "
                                f"list of prefixes)")
