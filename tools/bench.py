@@ -317,13 +317,24 @@ def start_times(dtype: str, runs: int = START_RUNS) -> tuple:
 
 
 def cpu_name() -> str:
+    """The processor's name, family and model, and its L1 data cache: a virtual machine's name ("AMD EPYC")
+    can stand for processors of different generations, whose speed differs far more than their clocks."""
+    fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    details = [f"family {fields['cpu family']} model {fields['model']}"] if "cpu family" in fields else []
+    try:
+        for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            if (index / "level").read_text().strip() == "1" and (index / "type").read_text().strip() == "Data":
+                details.append(f"L1d {(index / 'size').read_text().strip()}")
+    except OSError:
+        pass
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def have_torch() -> bool:
