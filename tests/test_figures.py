@@ -107,6 +107,36 @@ def test_scheduler_without_dask_is_a_clear_error(monkeypatch):
         run_tasks(abs, [(1,)], scheduler="tcp://127.0.0.1:1")
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="process groups are POSIX")
+def test_sigterm_to_the_process_group_stops_the_pool_quietly():
+    """SIGTERM to the whole group (a service manager, a closed terminal, `kill -- -PGID`) stops the workers with
+    the parent; the pool's thread then printed an InvalidStateError traceback for the tasks the parent had
+    cancelled (Python 3.11)."""
+    import os
+    import signal
+    import time
+
+    code = (
+        "import signal, sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from nbrnn import cli\n"
+        "from nbrnn.figures.parallel import Progress, _run_pool\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGTERM, cli._terminate)\n"
+        "    print('ready', flush=True)\n"
+        "    try:\n"
+        "        _run_pool(time.sleep, [(0.5,)] * 40, 2, Progress(False).tracker('t', 40))\n"
+        "    except cli._Terminated:\n"
+        "        print('stopped', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(2.0)  # the workers are up and busy
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert "stopped" in out and "Traceback" not in err, err[-2000:]
+
+
 def test_unknown_figure_is_refused():
     with pytest.raises(ArgumentError, match=r"'--only'.*nosuch"):
         main(["--only", "article,nosuch", "--quiet"])

@@ -127,16 +127,19 @@ def _run_pool(func, params, workers, tracker) -> list:
     # 'spawn' gives each worker a clean interpreter: no state inherited from the caller (threads,
     # caches), so a task's result cannot depend on what ran before it in the parent.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
         futures = {pool.submit(func, *p): i for i, p in enumerate(params)}
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                tracker.step()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            tracker.step()
+    except BaseException:
+        # The pool's own thread cancels the tasks not yet started.  Cancelling them from here raced with it
+        # when the workers were stopped by the same signal (SIGTERM to the process group): it then marked
+        # the cancelled tasks as failed and printed an InvalidStateError traceback (Python < 3.12).
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return results
 
 
