@@ -8,10 +8,27 @@
 from .adapt import METHODS, Plan, make_plan
 from .errors import (ArgumentError, AudioError, ModelFormatError, ModelShapeError, NbrnnError, OutputError,
                      UnsafeModelError, UnstableError)
-from .model import Model, load, load_default
 from .network import Dense, Network, Recurrent
 
 __version__ = "0.1.0"
+
+#: Names imported from ``nbrnn.model`` on first use: that module imports Numba (0.3-0.9 s), which the
+#: command line's help and its argument checks do without.
+_FROM_MODEL = ("Model", "load", "load_default")
+
+
+def __getattr__(name):
+    if name in _FROM_MODEL:
+        from . import model
+
+        value = getattr(model, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nbrnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_FROM_MODEL))
 
 __all__ = [
     "load", "load_default", "Model", "Network", "Dense", "Recurrent", "make_plan", "Plan", "METHODS", "NbrnnError",

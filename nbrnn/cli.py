@@ -236,9 +236,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv[:1] == ["figures"]:
-        from .figures import main as figures_main
-
-        return _guard(lambda: figures_main(argv[1:]))
+        return _guard(lambda: _figures(argv[1:]))
     args, extra = parser.parse_known_args(argv)
     if extra:  # say so in the words of the command's own parser, which points to its help
         parser.commands.get(args.command, parser).error(
@@ -248,6 +246,12 @@ def main(argv=None) -> int:
         return 2
     handler = {"render": _render, "info": _info, "export": _export, "demo": _demo}[args.command]
     return _guard(lambda: handler(args))
+
+
+def _figures(argv) -> int:
+    from .figures import main as figures_main
+
+    return figures_main(argv)
 
 
 def _demo(args) -> int:

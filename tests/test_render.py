@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 import nbrnn
-from conftest import GOLDEN
+from conftest import GOLDEN, run_fresh
 from nbrnn.render import render
 
 MODEL = GOLDEN / "agm_lstm_l1_i1_h8_skip1.json"
@@ -666,3 +666,19 @@ def test_cli_method_options_reach_the_engine(tmp_path, args, kw):
     kw = {"dtype": "float32", **kw}
     np.testing.assert_array_equal(y, model.process(x, 97000, **kw).astype(y.dtype))
     assert np.max(np.abs(y - model.process(x, 97000, dtype="float32"))) > 1e-9  # unlike the CLI's defaults
+
+
+def test_help_and_argument_errors_do_not_wait_for_numba():
+    """`nbrnn --help` took 0.7 s, most of it importing Numba for no kernel; a Ctrl-C in that time printed a
+    traceback, since the import ran before the command's error handling."""
+    out = run_fresh("import sys\n"
+                    "from nbrnn import cli\n"
+                    "for argv in (['--help'], ['render'], ['info', '--frobnicate']):\n"
+                    "    try:\n"
+                    "        cli.main(argv)\n"
+                    "    except SystemExit:\n"
+                    "        pass\n"
+                    "print('numba' in sys.modules)\n"
+                    "import nbrnn\n"
+                    "print(nbrnn.load_default().trained_rate, 'numba' in sys.modules)\n")
+    assert out.splitlines()[-2:] == ["False", "48000.0 True"], out[-500:]
