@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 #: Names imported from ``nbrnn.model`` on first use: that module imports Numba (0.3-0.9 s), which the
 #: command line's help and its argument checks do without.
 _FROM_MODEL = ("Model", "load", "load_default")
+#: Modules reachable as ``nbrnn.<name>`` without importing them first (imported on first use).
+_MODULES = ("model", "engine", "reference", "stability", "formats", "render", "minimax", "circuit")
 
 
 def __getattr__(name):
@@ -24,11 +26,15 @@ def __getattr__(name):
         value = getattr(model, name)
         globals()[name] = value
         return value
+    if name in _MODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nbrnn' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_FROM_MODEL))
+    return sorted(set(globals()) | set(_FROM_MODEL) | set(_MODULES))
 
 __all__ = [
     "load", "load_default", "Model", "Network", "Dense", "Recurrent", "make_plan", "Plan", "METHODS", "NbrnnError",

@@ -680,5 +680,6 @@ def test_help_and_argument_errors_do_not_wait_for_numba():
                     "        pass\n"
                     "print('numba' in sys.modules)\n"
                     "import nbrnn\n"
-                    "print(nbrnn.load_default().trained_rate, 'numba' in sys.modules)\n")
-    assert out.splitlines()[-2:] == ["False", "48000.0 True"], out[-500:]
+                    "print(nbrnn.load_default().trained_rate, 'numba' in sys.modules)\n"
+                    "print(nbrnn.engine.CHUNK_BYTES > 0, callable(nbrnn.reference.run), 'stability' in dir(nbrnn))\n")
+    assert out.splitlines()[-3:] == ["False", "48000.0 True", "True True True"], out[-500:]
