@@ -5,7 +5,9 @@ Run from the repository root::
     pip install torch==2.13.0 && python tools/make_goldens.py
 
 Small randomly initialised recurrent models are saved in the file formats nbrnn
-reads (AGM JSON, PyTorch state_dict JSON, NeuralAmpModeler ``.nam`` LSTM),
+reads (AGM JSON, PyTorch state_dict JSON, NeuralAmpModeler ``.nam`` LSTM, and
+RTNeural's Keras JSON for dense layers with selu, softplus and gelu around a
+recurrent layer),
 together with an input signal and the outputs PyTorch computes for it in
 float64 and float32.  Everything is seeded, and the npz archives are written
 with fixed zip timestamps, so two runs produce byte-identical files.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 import zipfile
 from pathlib import Path
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "golden"
 N_SAMPLES = 1500
@@ -80,6 +84,20 @@ TORCH_JSON_MODELS = {
 
 # (hidden, layers)
 NAM_MODELS = [(3, 1), (5, 2)]
+
+# name -> (inputs, skip, layers): ("dense", units, activation) or (cell, hidden); a linear Dense(1) head follows.
+# The activations no other golden holds, in front of and behind a recurrent layer.
+KERAS_MODELS = {
+    "keras_selu_lstm8_softplus_gelu": (1, 1, [("dense", 6, "selu"), ("LSTM", 8), ("dense", 8, "softplus"),
+                                              ("dense", 8, "gelu")]),
+    "keras_gelu_gru8_softplus_selu": (2, 1, [("dense", 8, "gelu"), ("GRU", 8), ("dense", 6, "softplus"),
+                                             ("dense", 4, "selu")]),
+}
+KERAS_SAMPLE_RATE = 48000
+# PyTorch's softplus returns x itself above 20 (Keras' above about 17); the models keep its input well below.
+SOFTPLUS_LIMIT = 15.0
+# gelu: PyTorch's default is the exact (erf) form, as is Keras'.
+TORCH_ACTIVATIONS = {"selu": functional.selu, "softplus": functional.softplus, "gelu": functional.gelu}
 
 
 # --------------------------------------------------------------------------
@@ -137,6 +155,49 @@ class SequentialRnn(nn.Module):
         if self.skip:
             y = y + x[:, : self.skip].sum(dim=1, keepdim=True)
         return y, finals
+
+
+class KerasLike(nn.Module):
+    """Dense layers with an activation and one-layer LSTMs or GRUs in sequence, a linear head and an optional
+    input skip: the networks RTNeural's Keras JSON holds (the interface of :class:`SequentialRnn`)."""
+
+    def __init__(self, inputs: int, skip: int, spec, gen: torch.Generator):
+        super().__init__()
+        self.steps = []
+        width = inputs
+        for k, item in enumerate(spec):
+            if item[0] == "dense":
+                module, act = nn.Linear(width, item[1]), item[2]
+            else:
+                module, act = CELLS[item[0]](width, item[1]), None
+                randomise_recurrent(module, gen, item[0])
+                if item[0] == "LSTM":  # Keras' LSTM has one bias: all of it in bias_ih
+                    with torch.no_grad():
+                        module.bias_ih_l0.add_(module.bias_hh_l0)
+                        module.bias_hh_l0.zero_()
+            self.add_module(f"layer{k}", module)
+            self.steps.append((f"layer{k}", item[0], act))
+            width = item[1]
+        self.head_name = "head"
+        self.add_module("head", nn.Linear(width, 1))
+        self.skip = skip
+        self.softplus_peak = -np.inf
+
+    def forward(self, x: torch.Tensor, states=None):
+        h = x
+        for name, kind, act in self.steps:
+            module = getattr(self, name)
+            if kind == "dense":
+                h = module(h)
+                if act == "softplus":
+                    self.softplus_peak = max(self.softplus_peak, float(h.max()))
+                h = TORCH_ACTIVATIONS[act](h)
+            else:
+                h = module(h.unsqueeze(1))[0][:, 0, :]
+        y = self.head(h)
+        if self.skip:
+            y = y + x[:, : self.skip].sum(dim=1, keepdim=True)
+        return y, None
 
 
 def scale_head(model: SequentialRnn, x: np.ndarray, states=None) -> None:
@@ -341,6 +402,68 @@ def build_torch_json(index: int, name: str, modules) -> dict:
     }
 
 
+def _gru_rows(hidden: int) -> np.ndarray:
+    """PyTorch's GRU rows r, z, n in Keras' order z, r, h (the same permutation maps back)."""
+    return np.r_[hidden:2 * hidden, 0:hidden, 2 * hidden:3 * hidden]
+
+
+def build_keras(index: int, name: str, spec) -> dict:
+    inputs, skip, layers = spec
+    torch.manual_seed(7000 + index)
+    gen = torch.Generator().manual_seed(8000 + index)
+    model = KerasLike(inputs, skip, layers, gen)
+    rng = np.random.default_rng(9000 + index)
+    x = make_input(rng, inputs, KERAS_SAMPLE_RATE, index)
+    scale_head(model, x)
+
+    def dense(module: nn.Linear, act: str) -> dict:
+        return {"type": "dense", "activation": act, "shape": [None, None, module.out_features],
+                "weights": [tensor_to_lists(module.weight.T), tensor_to_lists(module.bias)]}
+
+    doc_layers = []
+    for layer_name, kind, act in model.steps:
+        module = getattr(model, layer_name)
+        if kind == "dense":
+            doc_layers.append(dense(module, act))
+            continue
+        hidden = module.hidden_size
+        if kind == "LSTM":  # Keras' columns i, f, c, o are PyTorch's rows i, f, g, o
+            weights = [module.weight_ih_l0.T, module.weight_hh_l0.T, module.bias_ih_l0]
+        else:  # reset_after=True: a row of input biases, a row of recurrent biases
+            rows = torch.from_numpy(_gru_rows(hidden))
+            weights = [module.weight_ih_l0[rows].T, module.weight_hh_l0[rows].T,
+                       torch.stack([module.bias_ih_l0[rows], module.bias_hh_l0[rows]])]
+        doc_layers.append({"type": kind.lower(), "activation": "tanh", "shape": [None, None, hidden],
+                           "weights": [tensor_to_lists(w) for w in weights]})
+    doc_layers.append(dense(model.head, ""))
+    doc = {"in_shape": [None, None, inputs], "in_skip": skip, "metadata": {"samplerate": KERAS_SAMPLE_RATE},
+           "layers": doc_layers}
+
+    model.softplus_peak = -np.inf
+    y64, y32 = run_both(model, x)
+    if not model.softplus_peak < SOFTPLUS_LIMIT:
+        raise SystemExit(f"{name}: a softplus input reached {model.softplus_peak:.3g}, where PyTorch's and "
+                         f"Keras' cut-offs differ")
+    gap = check_f32_gap(name, y64, y32)
+    describe(name, y64, x, skip, gap)
+    write_json(OUT_DIR / f"{name}.json", doc)
+    write_npz(OUT_DIR / f"{name}.npz", {"x": x, "y64": y64, "y32": y32})
+    cells = [item[0] for item in layers if item[0] != "dense"]
+    return {
+        "file": f"{name}.json",
+        "format": "keras",
+        "cell": cells[0],
+        "num_layers": len(cells),
+        "hidden_size": [item[1] for item in layers if item[0] != "dense"][-1],
+        "input_size": inputs,
+        "skip": skip,
+        "sample_rate": KERAS_SAMPLE_RATE,
+        "activations": sorted({item[2] for item in layers if item[0] == "dense"}),
+        "golden": f"{name}.npz",
+        "max_abs_y32_minus_y64": round_gap(gap),
+    }
+
+
 def build_nam(index: int, hidden: int, layers: int) -> dict:
     name = f"nam_lstm_l{layers}_h{hidden}"
     torch.manual_seed(7000 + index)
@@ -492,6 +615,35 @@ def check_agm(entry: dict) -> float:
     return float(np.max(np.abs(y - g["y64"])))
 
 
+def np_activation(name: str, v: np.ndarray) -> np.ndarray:
+    if name == "selu":
+        return 1.0507009873554805 * np.where(v > 0, v, 1.6732632423543772 * np.expm1(np.minimum(v, 0.0)))
+    if name == "softplus":
+        return np.logaddexp(0.0, v)
+    if name == "gelu":
+        return 0.5 * v * (1.0 + np.vectorize(math.erf)(v / math.sqrt(2.0)))
+    assert name == "", name
+    return v
+
+
+def check_keras(entry: dict) -> float:
+    doc = json.loads((OUT_DIR / entry["file"]).read_text())
+    g = np.load(OUT_DIR / entry["golden"])
+    x = g["x"]
+    h = x
+    for layer in doc["layers"]:
+        w = [np.asarray(a, dtype=np.float64) for a in layer["weights"]]
+        if layer["type"] == "dense":
+            h = np_activation(layer["activation"], h @ w[0] + w[1])
+        elif layer["type"] == "lstm":
+            h, _, _ = np_layer("LSTM", h, w[0].T, w[1].T, w[2], np.zeros_like(w[2]))
+        else:
+            rows = _gru_rows(w[1].shape[0])
+            h, _, _ = np_layer("GRU", h, w[0].T[rows], w[1].T[rows], w[2][0][rows], w[2][1][rows])
+    y = h + x[:, : doc["in_skip"]].sum(axis=1, keepdims=True)
+    return float(np.max(np.abs(y - g["y64"])))
+
+
 def check_torch_json(entry: dict) -> float:
     sd = json.loads((OUT_DIR / entry["file"]).read_text())
     g = np.load(OUT_DIR / entry["golden"])
@@ -555,6 +707,7 @@ def main() -> int:
     entries += [build_torch_json(i, name, mods)
                 for i, (name, mods) in enumerate(TORCH_JSON_MODELS.items())]
     entries += [build_nam(i, h, l) for i, (h, l) in enumerate(NAM_MODELS)]
+    entries += [build_keras(i, name, spec) for i, (name, spec) in enumerate(KERAS_MODELS.items())]
 
     manifest = {
         "generated_by": "pip install torch==2.13.0 && python tools/make_goldens.py",
@@ -565,7 +718,7 @@ def main() -> int:
     write_json(OUT_DIR / "manifest.json", manifest, indent=2)
 
     print("re-reading files and recomputing float64 outputs with NumPy")
-    checks = {"agm": check_agm, "torch_json": check_torch_json, "nam": check_nam}
+    checks = {"agm": check_agm, "torch_json": check_torch_json, "nam": check_nam, "keras": check_keras}
     worst = 0.0
     for entry in entries:
         err = checks[entry["format"]](entry)
