@@ -25,7 +25,9 @@ def test_spectral_radius_predicts_growth_of_a_small_perturbation(rate, method, o
         norms.append(np.linalg.norm(stream.state[0] - s0))
     growth = float(np.exp(np.polyfit(np.arange(20, 60), np.log(norms[20:60]), 1)[0]))
     assert (radius < 1) == (growth < 1)
-    assert growth == pytest.approx(radius, abs=0.1)
+    # Measured: within 1e-4 .. 3.6e-2 (allpass at 96 kHz, whose second mode is still visible in the window; a
+    # longer one reaches float64's floor around the fixed point, or the nonlinearity when the loop grows).
+    assert growth == pytest.approx(radius, abs=0.05)
 
 
 def test_unstable_plans_are_flagged():
