@@ -821,12 +821,17 @@ def vrows8(typingctx, arr, start, stride, like):
     return tup(arr, start, stride, like), codegen
 
 
+#: The width of a panel of recurrent weights (``engine.PANEL``) in bytes: the kernels sum a panel's gates in
+#: vectors of this size (two 512-bit registers: 32 float32 or 16 float64 lanes).
+PANEL_BYTES = 128
+
+
 @intrinsic
 def vpanel(typingctx, zero):
-    """A vector of zeros, 128 bytes of ``zero``'s type (32 float32 or 16 float64 lanes: engine.PANEL_BYTES)."""
+    """A vector of zeros, PANEL_BYTES of ``zero``'s type."""
     if not isinstance(zero, types.Float):
         return None
-    vt = VecType(zero, 128 // (zero.bitwidth // 8))
+    vt = VecType(zero, PANEL_BYTES // (zero.bitwidth // 8))
 
     def codegen(context, builder, sig, args):
         return ir.Constant(context.get_value_type(vt), None)

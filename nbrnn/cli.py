@@ -35,7 +35,7 @@ class _OnceTrue(argparse._StoreTrueAction):
         super().__call__(parser, namespace, values, option_string)
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error; options spelled out in full, each given once."""
 
     def __init__(self, *args, **kwargs):
@@ -135,7 +135,7 @@ def _add_method_args(p):
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = _Help
-    parser = _Parser(
+    parser = Parser(
         prog="nbrnn", formatter_class=fmt,
         description="Run recurrent audio-effect models trained elsewhere at any sample rate.")
     from . import __version__

@@ -221,7 +221,7 @@ UNROLL = ((48 * 1024, 8), (192 * 1024, 2))
 #: sums through memory).  Same bits as one row per pass.  Measured in docs/speed.md.
 PANEL = 48 * 1024
 #: The panels' width in bytes (the kernels' vectors: two 512-bit registers).
-PANEL_BYTES = 128
+PANEL_BYTES = _kernels.PANEL_BYTES
 #: Padded hidden sizes (inclusive range) whose layers run on a kernel compiled for that size, by cell
 #: and dtype item size: every loop's trip count is then a constant.  Measured (docs/speed.md): 5-27 %
 #: faster there (GRU 0-25 %); outside these ranges the size-generic kernel was as fast or faster (a

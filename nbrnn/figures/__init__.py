@@ -36,9 +36,9 @@ USE_MODELS = ("dafx24", "icassp25", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..cli import _Parser
+    from ..cli import Parser
 
-    parser = _Parser(
+    parser = Parser(
         prog="nbrnn figures",
         description="Compute the figures' data (CSV) and plots (PNG): the article's sine plots, the DAFx-24 table, "
                     "the ICASSP-25 order sweep, a continuous sample-rate sweep and the embedded model against "
