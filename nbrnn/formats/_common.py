@@ -229,8 +229,8 @@ def torch_rnn_layers(tensors: dict, prefix: str, source: str, *, cell: str | Non
         raise ModelFormatError(f"{source}: no '{plain(prefix)}weight_ih_l0' tensor found")
     count = max(present) + 1
     if len(present) != count:  # the indices are distinct: all of 0..count-1 iff there are count of them
-        shown = sorted(present)
-        listed = ", ".join(map(str, shown[:8])) + (f", ... ({len(shown)} in all)" if len(shown) > 8 else "")
+        numbers = sorted(present)
+        listed = ", ".join(map(str, numbers[:8])) + (f", ... ({len(numbers)} in all)" if len(numbers) > 8 else "")
         raise ModelFormatError(f"{source}: recurrent layers of '{plain(prefix)}' are not numbered 0..{count - 1}: "
                                f"{listed}")
     if num_layers is not None and num_layers != count:
