@@ -449,13 +449,13 @@ def build_keras(index: int, name: str, spec) -> dict:
     describe(name, y64, x, skip, gap)
     write_json(OUT_DIR / f"{name}.json", doc)
     write_npz(OUT_DIR / f"{name}.npz", {"x": x, "y64": y64, "y32": y32})
-    cells = [item[0] for item in layers if item[0] != "dense"]
+    recurrent = [item for item in layers if item[0] != "dense"]  # (cell, hidden)
     return {
         "file": f"{name}.json",
         "format": "keras",
-        "cell": cells[0],
-        "num_layers": len(cells),
-        "hidden_size": [item[1] for item in layers if item[0] != "dense"][-1],
+        "cell": recurrent[0][0],
+        "num_layers": len(recurrent),
+        "hidden_size": recurrent[-1][1],
         "input_size": inputs,
         "skip": skip,
         "sample_rate": KERAS_SAMPLE_RATE,
