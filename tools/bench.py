@@ -14,6 +14,11 @@ R = 48000/44100, and reports samples/s and how many times real time that is at
   thread, the whole signal in one call, float32 and float64 (when torch is
   importable; its float64 output is checked against nbrnn's);
 * a plain Python + NumPy per-sample loop, on a short signal;
+* compiled C (when a C compiler is found: ``$CC``, else ``cc``): ``tools/bench_peer.c``, the same
+  model written plainly in C with the hidden size fixed at compile time, built with ``-O3 -march=native
+  -ffast-math -fopenmp-simd`` (reassociation allowed, which nbrnn's kernels forbid themselves), on the
+  same activation path: the accurate rows beside the C library's ``tanh``, the fast rows beside nbrnn's
+  fast rational tanh; its output is checked against nbrnn's;
 * the read bound: how many times per second this core can merely read the
   layer's packed weights (everything the kernel reads per sample; a vectorised
   sum over them), from L1 or L2 as their size decides.  No kernel that reads its
@@ -49,10 +54,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
 import datetime
 import json
 import os
 import platform
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,7 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import nbrnn  # noqa: E402
-from nbrnn import engine  # noqa: E402
+from nbrnn import _kernels, engine  # noqa: E402
 from nbrnn.adapt import make_plan  # noqa: E402
 
 TRAINED = 44100.0
@@ -246,6 +254,67 @@ def numpy_runner(net, cell, dtype, x):
     return run, x.size
 
 
+PEER_SOURCE = Path(__file__).resolve().with_name("bench_peer.c")
+PEER_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-shared", "-fPIC"]
+
+
+def c_compiler() -> list | None:
+    """The command of the C compiler for the compiled peer (``$CC``, else ``cc``), or None when not found."""
+    cmd = shlex.split(os.environ.get("CC") or "cc")
+    found = shutil.which(cmd[0]) if cmd else None
+    return [found] + cmd[1:] if found else None
+
+
+def c_compiler_name() -> str:
+    """The compiler's name and version as the table's header shows it, or why there is no C column."""
+    cc = c_compiler()
+    if cc is None:
+        return f"absent (no {os.environ.get('CC') or 'cc'} on PATH)"
+    res = subprocess.run(cc + ["--version"], capture_output=True, text=True, timeout=60)
+    return f"{(res.stdout.splitlines() or [cc[0]])[0]} {' '.join(PEER_FLAGS[:4])}"
+
+
+def c_runner(net, cell, dtype, fast, x, build_dir):
+    """The model through ``tools/bench_peer.c`` compiled for its H, float type and activation path (the
+    whole signal in one call), as nbrnn's kernels take the weights: W_hh transposed, sigmoid rows halved."""
+    rec, head = net.layers
+    dt = np.dtype(dtype)
+    h = rec.hidden_size
+    real = "float" if dt == np.float32 else "double"
+    lib_path = Path(build_dir) / f"peer_{h}_{real}_{'fast' if fast else 'accurate'}.so"
+    cmd = [*c_compiler(), *PEER_FLAGS, f"-DH={h}", f"-DREAL={real}", *(["-DFAST"] if fast else []),
+           str(PEER_SOURCE), "-o", str(lib_path), "-lm"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(cmd)}: {res.stderr.strip()[-1000:]}")
+    lib = ctypes.CDLL(str(lib_path))
+    scale = np.ones(GATES[cell] * h)
+    scale[:2 * h] = 0.5  # i, f; r, z
+    if cell == "lstm":
+        scale[3 * h:] = 0.5  # o
+    keep = {"x": x.astype(dt), "w_ih": rec.weight_ih[:, 0] * scale, "w_hh": (rec.weight_hh * scale[:, None]).T,
+            "w_out": head.weight[0], "k": _kernels.constants(dt)[_kernels.FAST:_kernels.FAST + _kernels.N_FAST]}
+    if cell == "lstm":
+        keep["bias"] = (rec.bias_ih + rec.bias_hh) * scale
+    else:
+        keep["bias"] = (rec.bias_ih + np.r_[rec.bias_hh[:2 * h], np.zeros(h)]) * scale
+        keep["bias_n"] = rec.bias_hh[2 * h:]
+    keep = {name: np.ascontiguousarray(v, dtype=dt) for name, v in keep.items()}
+    keep["y"] = np.empty_like(keep["x"])
+    real_t = ctypes.c_float if real == "float" else ctypes.c_double
+    ptrs = [keep[name].ctypes.data_as(ctypes.c_void_p) for name in
+            ["x", "y", "w_ih", "w_hh", "bias"] + (["bias_n"] if cell == "gru" else []) + ["w_out", "k"]]
+    fn = getattr(lib, cell)
+    fn.restype = None
+    args = ptrs[:2] + [ctypes.c_long(x.size)] + ptrs[2:-1] + [real_t(head.bias[0]), ptrs[-1]]
+
+    def run():
+        fn(*args)
+        return keep["y"]
+
+    return run, x.size
+
+
 def in_subprocess(script: Path, env: dict, values: int = 1):
     """The last number the script prints (or the last ``values`` numbers, as a list), run in a fresh process."""
     res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=1800)
@@ -348,8 +417,9 @@ def have_torch() -> bool:
 
 def measure(cell: str, h: int, dtype: str, quick: bool, runs: int, timer: str, torch_ok: bool) -> dict:
     """One row group, in this process: samples/s of PyTorch ("torch", when ``torch_ok``), of nbrnn
-    ("accurate plain", "fast cubic", ...; the median of ``runs``) and of the NumPy loop ("numpy"), and
-    "warning" when nbrnn's float64 output and PyTorch's differ."""
+    ("accurate plain", "fast cubic", ...; the median of ``runs``), of compiled C ("c accurate", "c fast",
+    when a compiler is found) and of the NumPy loop ("numpy"), and "warning" when nbrnn's float64 output
+    and PyTorch's differ, or nbrnn's and C's."""
     net = network(cell, h)
     x = signal(int(SECONDS[quick] * RATE))
     clock = Clock(timer)
@@ -365,7 +435,17 @@ def measure(cell: str, h: int, dtype: str, quick: bool, runs: int, timer: str, t
         runners[f"{activations} plain"] = nbrnn_runner(net, dtype, activations, TRAINED, x)
         runners[f"{activations} cubic"] = nbrnn_runner(net, dtype, activations, RATE, x)
     runners["read"] = read_runner(net, dtype, x.size)
-    rates.update(median_rates(runners, runs, clock))
+    with tempfile.TemporaryDirectory() as build:
+        if c_compiler():
+            tol = 1e-5 if dtype == "float32" else 1e-12
+            for activations in ("accurate", "fast"):
+                c_run = runners[f"c {activations}"] = c_runner(net, cell, dtype, activations == "fast", x, build)
+                mine = nbrnn.Model(net).process(x, TRAINED, method="naive", dtype=dtype, activations=activations)
+                err = float(np.abs(mine - c_run[0]()).max())
+                if not err <= tol:
+                    rates["warning"] = "; ".join(filter(None, [rates.get("warning"), (
+                        f"{cell} H={h} {activations}: nbrnn and C differ by {err:.1e}")]))
+        rates.update(median_rates(runners, runs, clock))
     short = signal(1000 if quick else 2000)
     rates["numpy"] = median_rates({"numpy": numpy_runner(net, cell, dtype, short)}, 3, clock)["numpy"]
     return rates
@@ -433,12 +513,13 @@ def main(argv=None):
     print(f"nbrnn tools/bench.py  {datetime.date.today()}  {cpu_name()}, {os.cpu_count()} cores  "
           f"python {platform.python_version()}  numpy {np.__version__}  "
           f"numba {__import__('numba').__version__}  torch {torch.__version__ if torch_ok else 'absent'}  "
+          f"C {c_compiler_name()}  "
           f"timer {args.timer}  {x.size} samples x {runs} runs"
           f"{f' in each of {args.processes} processes' if args.processes > 1 else ''}, blocks of {BLOCK}\n")
 
     header = ["cell", "H", "dtype", "activations", "plain Msps", "plain xRT48k", "cubic Msps", "cubic cost %",
-              "torch Msps", "plain / torch", "cubic / torch", "numpy Msps", "read bound Msps", "plain / bound %",
-              "process spread %"]
+              "torch Msps", "plain / torch", "cubic / torch", "C Msps", "plain / C", "numpy Msps", "read bound Msps",
+              "plain / bound %", "process spread %"]
     rows, uneven = [], []
     print(" | ".join(header))
     for cell in ("lstm", "gru"):
@@ -452,11 +533,13 @@ def main(argv=None):
                     print(f"  ! {rates['warning']}")
                 t_rate = rates.get("torch")
                 for activations in ("accurate", "fast"):
+                    c_rate = rates.get(f"c {activations}")
                     plain, cubic = rates[f"{activations} plain"], rates[f"{activations} cubic"]
                     worst = max([spread.get(f"{activations} {v}", 0.0) for v in ("plain", "cubic")])
                     row = [cell, h, dtype, activations, plain / 1e6, plain / 48000, cubic / 1e6,
                            100 * (plain / cubic - 1), None if t_rate is None else t_rate / 1e6,
                            None if t_rate is None else plain / t_rate, None if t_rate is None else cubic / t_rate,
+                           None if c_rate is None else c_rate / 1e6, None if c_rate is None else plain / c_rate,
                            rates["numpy"] / 1e6, rates["read"] / 1e6, 100 * plain / rates["read"],
                            100 * worst if spread else None]
                     rows.append(row)
@@ -466,8 +549,8 @@ def main(argv=None):
                             for lo, hi in [spread[f"{activations} {v} range"]]))
                     print(" | ".join([cell, str(h), dtype, activations, fmt(row[4]), fmt(row[5], ".0f"), fmt(row[6]),
                                       fmt(row[7], "+.0f"), fmt(row[8], ".3f"), fmt(row[9], ".1f"),
-                                      fmt(row[10], ".1f"), fmt(row[11], ".3f"), fmt(row[12]), fmt(row[13], ".0f"),
-                                      fmt(row[14], ".0f")]), flush=True)
+                                      fmt(row[10], ".1f"), fmt(row[11]), fmt(row[12]), fmt(row[13], ".3f"),
+                                      fmt(row[14]), fmt(row[15], ".0f"), fmt(row[16], ".0f")]), flush=True)
     if uneven:
         print(f"\nrows whose {args.processes} processes differ by more than 15 % (M samples/s, lowest-highest):")
         for line in uneven:
