@@ -274,15 +274,16 @@ def c_compiler_name() -> str:
     return f"{(res.stdout.splitlines() or [cc[0]])[0]} {' '.join(PEER_FLAGS[:4])}"
 
 
-def c_runner(net, cell, dtype, fast, x, build_dir):
-    """The model through ``tools/bench_peer.c`` compiled for its H, float type and activation path (the
-    whole signal in one call), as nbrnn's kernels take the weights: W_hh transposed, sigmoid rows halved."""
+def c_runner(net, cell, dtype, fast, x, build_dir, cc):
+    """The model through ``tools/bench_peer.c`` compiled by ``cc`` (:func:`c_compiler`) for its H, float type and
+    activation path (the whole signal in one call), as nbrnn's kernels take the weights: W_hh transposed, sigmoid
+    rows halved."""
     rec, head = net.layers
     dt = np.dtype(dtype)
     h = rec.hidden_size
     real = "float" if dt == np.float32 else "double"
     lib_path = Path(build_dir) / f"peer_{h}_{real}_{'fast' if fast else 'accurate'}.so"
-    cmd = [*c_compiler(), *PEER_FLAGS, f"-DH={h}", f"-DREAL={real}", *(["-DFAST"] if fast else []),
+    cmd = [*cc, *PEER_FLAGS, f"-DH={h}", f"-DREAL={real}", *(["-DFAST"] if fast else []),
            str(PEER_SOURCE), "-o", str(lib_path), "-lm"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if res.returncode:
@@ -436,10 +437,11 @@ def measure(cell: str, h: int, dtype: str, quick: bool, runs: int, timer: str, t
         runners[f"{activations} cubic"] = nbrnn_runner(net, dtype, activations, RATE, x)
     runners["read"] = read_runner(net, dtype, x.size)
     notes = [rates.pop("warning")] if "warning" in rates else []
+    cc = c_compiler()
     with tempfile.TemporaryDirectory() as build:
-        for activations in ("accurate", "fast") if c_compiler() else ():
+        for activations in ("accurate", "fast") if cc else ():
             try:
-                c_run = c_runner(net, cell, dtype, activations == "fast", x, build)
+                c_run = c_runner(net, cell, dtype, activations == "fast", x, build, cc)
             except (OSError, RuntimeError) as exc:  # a compiler that cannot build it: no C column, and why
                 notes.append(f"no C {activations} column: {exc}")
                 continue
