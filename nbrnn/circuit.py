@@ -43,6 +43,7 @@ import numpy as np
 from scipy import signal as sps
 from scipy.special import erf
 
+from nbrnn._kernels import _CACHE
 from nbrnn.errors import ArgumentError, AudioError
 
 __all__ = [
@@ -152,7 +153,7 @@ _NEWTON_MAX_ITERATIONS = 200
 _SINH_ARGUMENT_LIMIT = 700.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=_CACHE)
 def _trapezoidal_diode_clipper(u, dt, time_constant, diode_gain, vt, tolerance, max_iterations, arg_limit):
     """Integrate the clipper with the trapezoidal rule, one Newton solve per step.
 

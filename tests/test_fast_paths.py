@@ -463,6 +463,31 @@ def test_fresh_compile_gives_the_cached_result():
     assert np.array_equal(fresh, here)
 
 
+_CACHES = """
+import importlib, pkgutil
+import nbrnn
+from numba.core.dispatcher import Dispatcher
+caches = {}
+for info in pkgutil.walk_packages(nbrnn.__path__, "nbrnn."):
+    if info.name.startswith("nbrnn.figures") or info.name == "nbrnn.__main__":
+        continue  # plotting and job scheduling, and the command line: no kernels
+    for name, obj in vars(importlib.import_module(info.name)).items():
+        if isinstance(obj, Dispatcher) and obj.py_func.__module__ == info.name:
+            caches[info.name + "." + name] = type(obj._cache).__name__ != "NullCache"
+print(sorted(k for k, cached in caches.items() if cached))
+"""
+
+
+def test_the_on_disk_cache_can_be_switched_off_for_every_kernel():
+    """NBRNN_NUMBA_CACHE=0 leaves every compiled function of the package without Numba's on-disk cache (the
+    diode clipper's integrator ignored it once); by default the functions called from Python use it."""
+    cached = eval(run_fresh(_CACHES))
+    for name in ("nbrnn._kernels.lstm_small", "nbrnn._kernels.run_network", "nbrnn._checks.count_beyond",
+                 "nbrnn.circuit._trapezoidal_diode_clipper"):
+        assert name in cached
+    assert eval(run_fresh(_CACHES, NBRNN_NUMBA_CACHE="0")) == []
+
+
 # -- dispatch --------------------------------------------------------------------------------------------------
 
 def _random_network(layers, seed=0, inputs=1):
