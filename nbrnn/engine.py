@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import _kernels
+from . import _checks, _kernels
 from .adapt import KIND_ALLPASS, KIND_FIR, Plan
 from .errors import ArgumentError, AudioError, UnstableError
 from .network import CELL_GATES, Dense, Network, beyond_range, check_state
@@ -553,6 +553,9 @@ class Stream:
         self.activations = activations
         self.fast = activations == "fast"
         self.dtype = packed.params.dtype
+        # the bounds of the per-block checks (_checks.count_beyond), in the dtype of the arrays checked
+        self._largest = self.dtype.type(np.finfo(self.dtype).max)
+        self._state_limit = self.dtype.type(STATE_LIMIT)
         self.tap_delay = np.ascontiguousarray(plan.tap_delay, dtype=np.int64)
         big = beyond_range(plan.tap_weight, self.dtype)
         if big is not None:
@@ -576,6 +579,7 @@ class Stream:
         self.buf_b = np.zeros((c, packed.width), dtype=dt)
         self.gates = np.zeros((c, packed.gate_width), dtype=dt)
         self.gates2 = np.zeros((c, packed.gate_width), dtype=dt)
+        self._states = (self.ring.reshape(-1), self.feedback.reshape(-1))  # views, for _state_diverged
 
     def _init_stack(self):
         plan, stack, c, dt = self.plan, self.stack, self.channels, self.dtype
@@ -658,6 +662,19 @@ class Stream:
         self.rings = [arena.get(r) for r in rings]
         self.seq = [arena.get(q) for q in seq]
         self.nothing = arena.get(nothing)
+        self._states = tuple(ring.reshape(-1) for ring in self.rings)  # views, for _state_diverged
+        # per layer, the kernel and its arguments that stay the same from block to block: the feedback rows, those
+        # after them (mode .. head_b) and those after the input (skip .. tiles); one channel's views for one
+        one = c == 1
+        last_layer = len(stack.layers) - 1 if not self.tail else -1
+        self._nothing = self.nothing[0] if one else self.nothing
+        self._calls = [(entry, ring[0] if one else ring,
+                        (self.mode, self.d1, self.tap_delay, self.tap_weight, plan.delayed_output, l == last_layer,
+                         layer.cell == "rnn_relu", layer.w_ih, layer.w_hh, layer.bias_a, layer.bias_b, self.head_w,
+                         self.head_b),
+                        (self.packed.skip, self.zz[0] if one else self.zz, self.k, self.half, self.zero, tiles))
+                       for l, (layer, entry, ring, tiles) in enumerate(zip(self.layers, self.entries, self.rings,
+                                                                           self.tiles))]
 
     def _small(self) -> bool:
         """Whether the stack runs on the kernel with its state in registers (:data:`SMALL`)."""
@@ -768,7 +785,7 @@ class Stream:
                                   self.buf_a, self.buf_b, self.gates, self.gates2, self.fast)
         if p.output_gain != 1.0:
             out *= self.dtype.type(p.output_gain)
-        if not np.isfinite(out).all():
+        if _checks.count_beyond(out.reshape(-1), self._largest):
             raise UnstableError(f"{self.context}: the output became non-finite (NaN/Inf): {divergence(plan)}")
         if self._state_diverged():
             raise UnstableError(f"{self.context}: the recurrent state grew beyond {STATE_LIMIT:.3g} (float32's "
@@ -777,44 +794,40 @@ class Stream:
 
     def _state_diverged(self) -> bool:
         """Whether a state (or a CHAIN partial sum) is NaN or beyond :data:`STATE_LIMIT` in any channel."""
-        arrays = self.rings if self.stack is not None else (self.ring, self.feedback)
-        return not all((np.abs(a) <= STATE_LIMIT).all() for a in arrays)
+        for flat in self._states:
+            if _checks.count_beyond(flat, self._state_limit):
+                return True
+        return False
 
     def _run_stack(self, inp: np.ndarray, out: np.ndarray) -> None:
         """The stack kernels, layer after layer (chunk after chunk when there are several layers or dense passes)."""
-        stack, plan = self.stack, self.plan
         one = self.channels == 1
         n = inp.shape[1]
         step = self.chunk or n
-        last_layer = len(stack.layers) - 1 if not self.tail else -1
-        fixed = (self.mode, self.d1, self.tap_delay, self.tap_weight, plan.delayed_output)
+        nothing = self._nothing
         for c0 in range(0, n, step):
             m = min(step, n - c0)
-            if one:
+            if step == n:
+                x, o = (inp[0], out[0]) if one else (inp, out)
+            elif one:
                 x, o = inp[0, c0:c0 + m], out[0, c0:c0 + m]
-            elif step == n:
-                x, o = inp, out
             else:
                 x, o = np.ascontiguousarray(inp[:, c0:c0 + m]), np.empty((self.channels, m, out.shape[2]), self.dtype)
             xin = x
-            for l, (layer, entry, ring, tiles) in enumerate(zip(self.layers, self.entries, self.rings,
-                                                                self.tiles)):
-                xin = self._dense(self.before[l], xin, m)
-                last = l == last_layer
-                if last:
-                    yseq = self.nothing
-                elif one or m == step:
+            for l, (entry, ring, fixed, shared) in enumerate(self._calls):
+                if self.before[l]:
+                    xin = self._dense(self.before[l], xin, m)
+                if fixed[5]:  # the last layer, with no dense layers behind: it writes the output
+                    entry(xin, o, nothing, ring, self.rows, self.pos, self.frow, *fixed, x, *shared)
+                    continue
+                if one:
+                    yseq = self.seq[l][0, :m]
+                elif m == step:
                     yseq = self.seq[l][:, :m]
                 else:
-                    yseq = np.empty((self.channels, m, layer.padded), self.dtype)
-                if one:
-                    args = (xin, o if last else self.nothing[0], yseq[0], ring[0])
-                else:
-                    args = (xin, o if last else self.nothing, yseq, ring)
-                entry(*args, self.rows, self.pos, self.frow, *fixed, last, layer.cell == "rnn_relu", layer.w_ih,
-                      layer.w_hh, layer.bias_a, layer.bias_b, self.head_w, self.head_b, x, self.packed.skip,
-                      self.zz[0] if one else self.zz, self.k, self.half, self.zero, tiles)
-                xin = yseq[0] if one else yseq
+                    yseq = np.empty((self.channels, m, self.layers[l].padded), self.dtype)
+                entry(xin, nothing, yseq, ring, self.rows, self.pos, self.frow, *fixed, x, *shared)
+                xin = yseq
             if self.tail:
                 self._dense(self.tail, xin, m, o)
                 skip = self.packed.skip
@@ -877,10 +890,11 @@ class Stream:
         if inp.ndim != 3 or inp.shape[0] != self.channels or inp.shape[2] != self.packed.n_inputs:
             raise ArgumentError(f"Stream.feed takes an array of shape {self._want}, not {inp.shape} "
                                 f"(Model.inputs(x, cond, dtype) builds one)")
-        # element-wise (a sum is no faster with NumPy 2 and warns of overflow for values near float's limit)
-        if not np.isfinite(inp).all():
+        # value by value in a compiled loop (a sum would overflow for values near the float's limit)
+        inp = np.ascontiguousarray(inp)
+        if _checks.count_beyond(inp.reshape(-1), self._largest):
             raise AudioError("Stream.feed: the block holds NaN/Inf values")
-        return np.ascontiguousarray(inp)
+        return inp
 
     @property
     def _want(self) -> str:

@@ -341,6 +341,34 @@ def test_stream_feed_takes_large_finite_values_without_a_warning():
     assert np.all(np.isfinite(y))
 
 
+def _gru_with_skip(head_bias=0.0):
+    rec = nbrnn.Recurrent("gru", np.full((3, 1), 0.1), np.zeros((3, 1)), np.zeros(3), np.zeros(3))
+    return nbrnn.Model(nbrnn.Network((rec, nbrnn.Dense([[1.0]], [head_bias])), skip=1))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_stream_checks_find_one_bad_value_anywhere_and_take_the_largest_finite(dtype):
+    """The per-block checks are compiled loops (nbrnn/_checks.py): compiled with fastmath they could assume that
+    no value is NaN or Inf and drop the test.  One bad value at the start, inside or in the vector loop's
+    remainder of a two-channel block; the dtype's largest values pass, in the input and in the output."""
+    model = _gru_with_skip()
+    big = np.finfo(dtype).max
+    block = np.zeros((2, 4099, 1), dtype)
+    block[0, 0, 0], block[1, -1, 0] = big, -big
+    y = model.stream(44100, dtype=dtype, channels=2).feed(block)
+    assert y[0, 0, 0] == big and y[1, -1, 0] == -big
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in ((0, 0), (1, 2050), (1, 4098)):
+            wrong = block.copy()
+            wrong[where + (0,)] = bad
+            with pytest.raises(nbrnn.AudioError, match="Stream.feed: the block holds NaN/Inf"):
+                model.stream(44100, dtype=dtype, channels=2).feed(wrong)
+    # an output beyond the dtype's range: the head's bias plus the skip overflow to Inf
+    over = _gru_with_skip(head_bias=big / 2)
+    with pytest.raises(nbrnn.UnstableError, match="the output became non-finite"):
+        over.stream(44100, dtype=dtype).feed(np.full((1, 5, 1), big, dtype))
+
+
 def test_long_warmup_runs_in_blocks_with_the_same_bits(model):
     x = np.sin(np.arange(500) * 0.05)
     warm = model.process(x, 48000, warmup=1.5)  # 72000 samples of silence: more than one block
