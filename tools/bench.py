@@ -25,6 +25,8 @@ R = 48000/44100, and reports samples/s and how many times real time that is at
   weights once per sample can run faster; a row far below it is bound by the
   sample-to-sample dependency chain instead (small H);
 * 8 channels on all cores against 1 channel (throughput ratio);
+* small blocks: the LSTM of 8 units fed blocks of 64 and 512 samples against blocks of 4096, and the
+  time per ``Stream.feed`` call with one sample per block (what a call costs besides its samples);
 * cold compile (a fresh process without the on-disk cache: its first ``process``
   call) and warm start (a fresh process with a filled cache: ``import nbrnn``
   to the first processed block; median of START_RUNS (3) processes, with
@@ -143,9 +145,9 @@ def read_runner(net, dtype, n):
     return run, n
 
 
-def nbrnn_runner(net, dtype, activations, rate, x, channels=1, trained=TRAINED, specialise=True):
-    """Plain (the naive plan) at the trained rate, cubic Lagrange at any other; blocks through Stream.feed.
-    Conditioning inputs (after the first) are held at 0.5."""
+def nbrnn_runner(net, dtype, activations, rate, x, channels=1, trained=TRAINED, specialise=True, block=BLOCK):
+    """Plain (the naive plan) at the trained rate, cubic Lagrange at any other; blocks of ``block`` samples
+    through Stream.feed.  Conditioning inputs (after the first) are held at 0.5."""
     plan = make_plan(trained, rate, "naive") if rate == trained else make_plan(trained, rate, "lagrange", order=3)
     stream = engine.Stream(engine.pack(net, dtype, specialise), plan, channels, rate, trained,
                            activations=activations)
@@ -153,8 +155,8 @@ def nbrnn_runner(net, dtype, activations, rate, x, channels=1, trained=TRAINED, 
     inp[:, :, 0] = x
 
     def run():
-        for s in range(0, x.size, BLOCK):
-            stream.feed(inp[:, s:s + BLOCK])
+        for s in range(0, x.size, block):
+            stream.feed(inp[:, s:s + block])
 
     run.stream = stream
     return run, x.size * channels
@@ -386,6 +388,19 @@ def start_times(dtype: str, runs: int = START_RUNS) -> tuple:
     return cold, float(np.median(warm)), float(np.median(split[:, 0])), float(np.median(split[:, 1]))
 
 
+def block_costs(x: np.ndarray, runs: int, clock: Clock) -> list:
+    """Small blocks, as a host calling a plugin feeds them: what each Stream.feed call costs besides its samples
+    (the checks, the kernel call's dispatch) weighs at a few hundred samples per block.  Rows for the extras."""
+    net = network("lstm", 8)
+    name = "LSTM H=8 float32 accurate"
+    runners = {b: nbrnn_runner(net, "float32", "accurate", TRAINED, x, block=b) for b in (64, 512, BLOCK)}
+    rates = median_rates(runners, runs, clock)
+    rows = [[f"Stream.feed in blocks of {b} / in blocks of {BLOCK}, {name}", rates[b] / rates[BLOCK],
+             f"({rates[BLOCK] / 1e6:.2f} -> {rates[b] / 1e6:.2f} M samples/s)"] for b in (64, 512)]
+    single = median_rates({1: nbrnn_runner(net, "float32", "accurate", TRAINED, x[:20000], block=1)}, runs, clock)
+    return rows + [[f"Stream.feed per call in blocks of 1 sample, {name}", 1e6 / single[1], "us"]]
+
+
 def cpu_name() -> str:
     """The processor's name, family and model, and its L1 data cache: a virtual machine's name ("AMD EPYC")
     can stand for processors of different generations, whose speed differs far more than their clocks."""
@@ -576,6 +591,7 @@ def main(argv=None):
         for label, rates in (("throughput, median", med), ("throughput, best", top)):
             extras.append([f"{name}, {label}", rates[8] / rates[1],
                            f"({rates[1] / 1e6:.2f} -> {rates[8] / 1e6:.2f} M samples/s)"])
+    extras += block_costs(x, runs, Clock(args.timer))
     for dtype in ("float64", "float32"):
         cold, warm, numba_start, own = start_times(dtype)
         extras.append([f"cold compile: first process() without cache, LSTM H=32 {dtype} lagrange", cold, "s"])
