@@ -663,12 +663,13 @@ class Stream:
         self.seq = [arena.get(q) for q in seq]
         self.nothing = arena.get(nothing)
         self._states = tuple(ring.reshape(-1) for ring in self.rings)  # views, for _state_diverged
-        # per layer, the kernel and its arguments that stay the same from block to block: the feedback rows, those
-        # after them (mode .. head_b) and those after the input (skip .. tiles); one channel's views for one
+        # per layer, the kernel, whether it writes the output (the last layer, with no dense layers behind), and
+        # its arguments that stay the same from block to block: the feedback rows, those after them (mode ..
+        # head_b) and those after the input (skip .. tiles); one channel's views for one
         one = c == 1
         last_layer = len(stack.layers) - 1 if not self.tail else -1
         self._nothing = self.nothing[0] if one else self.nothing
-        self._calls = [(entry, ring[0] if one else ring,
+        self._calls = [(entry, ring[0] if one else ring, l == last_layer,
                         (self.mode, self.d1, self.tap_delay, self.tap_weight, plan.delayed_output, l == last_layer,
                          layer.cell == "rnn_relu", layer.w_ih, layer.w_hh, layer.bias_a, layer.bias_b, self.head_w,
                          self.head_b),
@@ -814,10 +815,10 @@ class Stream:
             else:
                 x, o = np.ascontiguousarray(inp[:, c0:c0 + m]), np.empty((self.channels, m, out.shape[2]), self.dtype)
             xin = x
-            for l, (entry, ring, fixed, shared) in enumerate(self._calls):
+            for l, (entry, ring, writes_out, fixed, shared) in enumerate(self._calls):
                 if self.before[l]:
                     xin = self._dense(self.before[l], xin, m)
-                if fixed[5]:  # the last layer, with no dense layers behind: it writes the output
+                if writes_out:
                     entry(xin, o, nothing, ring, self.rows, self.pos, self.frow, *fixed, x, *shared)
                     continue
                 if one:
