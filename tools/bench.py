@@ -291,10 +291,7 @@ def c_runner(net, cell, dtype, fast, x, build_dir, cc):
     if res.returncode:
         raise RuntimeError(f"{' '.join(cmd)}: {res.stderr.strip()[-1000:]}")
     lib = ctypes.CDLL(str(lib_path))
-    scale = np.ones(GATES[cell] * h)
-    scale[:2 * h] = 0.5  # i, f; r, z
-    if cell == "lstm":
-        scale[3 * h:] = 0.5  # o
+    scale = np.repeat(np.where(engine._HALVED[cell], 0.5, 1.0), h)  # the sigmoid gates, as pack() scales them
     keep = {"x": x.astype(dt), "w_ih": rec.weight_ih[:, 0] * scale, "w_hh": (rec.weight_hh * scale[:, None]).T,
             "w_out": head.weight[0], "k": _kernels.constants(dt)[_kernels.FAST:_kernels.FAST + _kernels.N_FAST]}
     if cell == "lstm":
