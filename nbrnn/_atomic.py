@@ -7,7 +7,9 @@ import os
 import stat
 import tempfile
 
-from .errors import OutputError
+import numpy as np
+
+from .errors import ArgumentError, OutputError
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -24,6 +26,13 @@ _KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")
           (stat.S_ISSOCK, "a socket"))
 
 
+def check_flag(value, name: str) -> bool:
+    """``value`` if it is True or False (also NumPy's); anything else is an error, not taken for its truth."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"Argument '{name}' must be True or False, not {value!r}")
+    return bool(value)
+
+
 def check_destination(output_path, protected=(), overwrite: bool = False) -> str:
     """The absolute output path, after checking that writing it loses nothing.
 
@@ -34,6 +43,7 @@ def check_destination(output_path, protected=(), overwrite: bool = False) -> str
     replaced by the new file): a device, FIFO or socket would become a regular file, even with
     ``overwrite``.  The output's folder must exist and be writable.
     """
+    check_flag(overwrite, "overwrite")
     try:
         given = os.fsdecode(os.fspath(output_path))
     except (TypeError, ValueError) as exc:

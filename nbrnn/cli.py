@@ -61,7 +61,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _model(args):
     from .model import DEFAULT_MODEL, load
 
-    return load(args.model or DEFAULT_MODEL, trained_rate=args.trained_rate, skip=args.skip,
+    return load(DEFAULT_MODEL if args.model is None else args.model, trained_rate=args.trained_rate, skip=args.skip,
                 prewarm=getattr(args, "prewarm", False))
 
 
@@ -205,6 +205,10 @@ def _render(args) -> int:
         speed = result["seconds"] / max(result["elapsed"], 1e-9)
         print(f"wrote {args.output}: {result['frames']} frames x {result['channels']} channel(s) at "
               f"{result['sample_rate']:g} Hz ({result['subtype']}), {speed:.1f}x real time; {result['plan']}",
+              file=sys.stderr)
+    if result["frames"] < result["declared_frames"]:
+        print(f"nbrnn: warning: the input ended after {result['frames']} frames, although its header declares "
+              f"{result['declared_frames']} (a truncated file, or one streamed through a pipe); they were rendered",
               file=sys.stderr)
     if result["clipped"]:
         import soundfile as sf

@@ -159,9 +159,13 @@ def _open_output(tmp: str, out: str, rate: int, channels: int, fmt: str, subtype
     try:
         return sf.SoundFile(os.fsencode(tmp), "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
     except sf.SoundFileRuntimeError as exc:
-        other = "another subtype" if fmt == "WAV" else ".wav"
-        raise OutputError(f"output '{out}': libsndfile cannot write {channels} channel(s) at {rate} Hz as {fmt} "
-                          f"{subtype} ({str(exc).rsplit(': ', 1)[-1]}); try {other}") from None
+        raise _cannot_write(out, rate, channels, fmt, subtype, exc) from None
+
+
+def _cannot_write(out: str, rate: int, channels: int, fmt: str, subtype: str, exc: Exception) -> OutputError:
+    other = "another subtype" if fmt == "WAV" else ".wav"
+    return OutputError(f"output '{out}': libsndfile cannot write {channels} channel(s) at {rate} Hz as {fmt} "
+                       f"{subtype} ({str(exc).rsplit(': ', 1)[-1]}); try {other}")
 
 
 def _check_written(tmp: str, out: str, rate: int, channels: int, frames: int, fmt: str, subtype: str) -> None:
@@ -191,10 +195,15 @@ def _probe_output(out: str, rate: int, channels: int, fmt: str, subtype: str) ->
     (a fixed sample rate, a headerless .raw, a codec that pads) is refused before the render, not after it."""
     import tempfile
 
+    import soundfile as sf
+
     with tempfile.TemporaryDirectory() as folder:
         tmp = os.path.join(folder, "probe" + os.path.splitext(out)[1])
-        with _open_output(tmp, out, rate, channels, fmt, subtype) as dst:
-            dst.write(np.zeros((PROBE_FRAMES, channels)))
+        try:  # FLAC, for one, opens at 96001 Hz and fails at the first write (rates above 65535 Hz in 10 Hz steps)
+            with _open_output(tmp, out, rate, channels, fmt, subtype) as dst:
+                dst.write(np.zeros((PROBE_FRAMES, channels)))
+        except sf.SoundFileRuntimeError as exc:
+            raise _cannot_write(out, rate, channels, fmt, subtype, exc) from None
         _check_written(tmp, out, rate, channels, PROBE_FRAMES, fmt, subtype)
 
 
@@ -244,9 +253,10 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     Returns
     -------
     dict
-        ``frames``, ``channels``, ``sample_rate``, ``seconds``, ``elapsed``, ``clipped`` (samples
-        beyond full scale in a fixed-point output), ``plan`` (the method's description), ``format`` and
-        ``subtype`` (soundfile's names of what was written).
+        ``frames`` (rendered: all the input holds), ``declared_frames`` (what its header declares: more when the
+        file is truncated or was streamed through a pipe), ``channels``, ``sample_rate``, ``seconds``,
+        ``elapsed``, ``clipped`` (samples beyond full scale in a fixed-point output), ``plan`` (the method's
+        description), ``format`` and ``subtype`` (soundfile's names of what was written).
     """
     import soundfile as sf
 
@@ -261,6 +271,9 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
         raise ArgumentError(f"Argument 'block_size' (--block-size) must be an integer from 1 to {1 << 24}, "
                             f"not {block_size!r}")
+    if model.network.output_size != 1:
+        raise ArgumentError(f"the model has {model.network.output_size} outputs; render writes one output per "
+                            f"channel of the input (Model.process returns every output)")
     out = check_destination(output_path, [("input file", input_path), ("control file", control_path),
                                           ("model file", model.network.source)], overwrite)
     fmt, subtype = _output_format(out, subtype)
@@ -333,13 +346,18 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                         if x.shape[0] == 0:
                             break
                         ctrl = _read(control, x.shape[0], control_path) if control is not None else None
+                        if ctrl is not None and ctrl.shape[0] < x.shape[0]:
+                            raise AudioError(f"control file '{control_path}' ends after {done + ctrl.shape[0]} "
+                                             f"frames, before the input (its header declares {frames})")
                         y = stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done, control_path))
                         write(y)
                         written += y.shape[1]
                         done += x.shape[0]
                         meter.update(done / rate)
                     write(stream.finish())
-                _check_written(tmp, out, src.samplerate, channels, frames, fmt, subtype)
+                # what was read: a truncated file, or a WAV streamed through a pipe, holds fewer frames than
+                # its header declares (the result says both)
+                _check_written(tmp, out, src.samplerate, channels, done, fmt, subtype)
         except sf.SoundFileRuntimeError as exc:  # writing: disk full and the like (reads raise AudioError)
             meter.end()
             raise _write_error(out, exc, needed) from None
@@ -350,9 +368,9 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
             if control is not None:
                 control.close()
         meter.update(done / rate, final=True)
-    return {"frames": frames, "channels": channels, "sample_rate": rate, "seconds": frames / rate,
-            "elapsed": time.perf_counter() - started, "clipped": clipped, "plan": stream.plan.description,
-            "format": fmt, "subtype": subtype}
+    return {"frames": done, "declared_frames": frames, "channels": channels, "sample_rate": rate,
+            "seconds": done / rate, "elapsed": time.perf_counter() - started, "clipped": clipped,
+            "plan": stream.plan.description, "format": fmt, "subtype": subtype}
 
 
 def _range_remedy(dt: np.dtype) -> str:

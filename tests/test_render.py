@@ -90,6 +90,9 @@ def test_overwrite_rules(tmp_path):
     out.write_bytes(b"keep me")
     with pytest.raises(nbrnn.OutputError, match="exists.*overwrite"):
         render(src, out, model, progress=False)
+    for truthy in ("no", 1, [False]):  # a value other than True or False is not taken for its truth
+        with pytest.raises(nbrnn.ArgumentError, match=r"'overwrite' must be True or False, not"):
+            render(src, out, model, overwrite=truthy, progress=False)
     assert out.read_bytes() == b"keep me"
     render(src, out, model, overwrite=True, progress=False)
     assert sf.info(out).frames == 500
@@ -374,7 +377,7 @@ def test_what_libsndfile_cannot_write_is_one_error_and_no_file(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-def test_ogg_rates_and_channels_the_encoders_cannot_take_are_refused(tmp_path):
+def test_rates_and_channels_the_encoders_cannot_take_are_refused(tmp_path):
     """Vorbis above 200 kHz crashed the process inside libsndfile (leaving the temporary file); Opus takes five rates
     and at most 255 channels. Each is one error before anything is written."""
     model = tmp_path / "half.npz"
@@ -400,6 +403,11 @@ def test_ogg_rates_and_channels_the_encoders_cannot_take_are_refused(tmp_path):
     sf.write(src, np.zeros((480, 2)), 48000, subtype="FLOAT")
     render(src, tmp_path / "out.ogg", half, subtype="OPUS", progress=False)
     assert sf.info(tmp_path / "out.ogg").subtype == "OPUS"
+    # libFLAC opens at 96001 Hz and fails at the first write (above 65535 Hz it takes rates in 10 Hz steps): the
+    # probe's write ended in soundfile's LibsndfileError from deep inside
+    sf.write(src, np.zeros(480), 96001, subtype="FLOAT")
+    with pytest.raises(nbrnn.OutputError, match=r"cannot write 1 channel\(s\) at 96001 Hz as FLAC PCM_16 .*; try .wav"):
+        render(src, tmp_path / "out.flac", half, progress=False)
     assert _leftovers(tmp_path) == ["half.npz", "out.ogg"]
 
 
@@ -407,11 +415,55 @@ def test_cli_errors_name_the_cli_arguments(tmp_path):
     model = tmp_path / "half.npz"
     nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.0]),))).save(model)
     sf.write(tmp_path / "in.wav", np.zeros(480), 48000, subtype="FLOAT")
+    res = _cli("render", tmp_path / "in.wav", tmp_path / "out.wav", "--model", "")  # rendered with the embedded one
+    assert res.returncode == 1 and "model file '' does not exist" in res.stderr, res.stderr
     res = _cli("render", tmp_path / "in.wav", tmp_path / "out.wav", "--model", model, "--block-size", "0")
     assert res.returncode == 1 and "(--block-size) must be an integer from 1" in res.stderr, res.stderr
     res = _cli("export", model, tmp_path / "half.json")
     assert res.returncode == 1 and "'path' (OUT of nbrnn export) must end in .npz" in res.stderr, res.stderr
     assert _leftovers(tmp_path) == ["half.npz"]
+
+
+def test_an_input_shorter_than_its_header_is_rendered_and_reported(tmp_path):
+    """A WAV streamed through a pipe (its sizes 0xFFFFFFFF, as sox and ffmpeg write it) was run to its end, then
+    refused with a message about the output codec padding blocks."""
+    x = _signal(3000, 1)
+    sf.write(tmp_path / "in.wav", x, 48000, subtype="PCM_16")
+    data = (tmp_path / "in.wav").read_bytes()
+    start = data.index(b"data") + 8
+    streamed = data[:4] + b"\xff" * 4 + data[8:start - 4] + b"\xff" * 4 + data[start:]
+    res = subprocess.run([sys.executable, "-m", "nbrnn", "render", "/dev/stdin", str(tmp_path / "out.wav"), "--model",
+                          str(MODEL)], input=streamed, capture_output=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(GOLDEN.parents[2])))
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    assert "the input ended after 3000 frames, although its header declares 2147483647" in err, err
+    y, _ = sf.read(tmp_path / "out.wav")
+    expected = nbrnn.load(MODEL).process(sf.read(tmp_path / "in.wav")[0], 48000, dtype="float32")
+    np.testing.assert_array_equal(y, expected.astype(np.float32))
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="this libsndfile has no MP3")
+def test_a_control_file_shorter_than_its_header_is_an_audio_error(tmp_path):
+    """A control file cut short (an MP3 whose header counts the frames it lost) ended in a numpy broadcast error."""
+    sf.write(tmp_path / "knob.mp3", np.full(144000, 0.5), 48000)
+    (tmp_path / "cut.mp3").write_bytes((tmp_path / "knob.mp3").read_bytes()[:6000])
+    declared = sf.info(tmp_path / "cut.mp3").frames
+    sf.write(tmp_path / "in.wav", _signal(declared, 1), 48000, subtype="FLOAT")
+    with pytest.raises(nbrnn.AudioError, match=rf"control file '.*cut.mp3' ends after \d+ frames, before the "
+                                               rf"input \(its header declares {declared}\)"):
+        render(tmp_path / "in.wav", tmp_path / "out.wav", nbrnn.load(COND_MODEL), control_path=tmp_path / "cut.mp3",
+               progress=False)
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_model_with_several_outputs_is_refused(tmp_path):
+    """render wrote output 0 of a two-output model and dropped the other without a word."""
+    two = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5], [2.0]], [0.0, 0.0]),)))
+    sf.write(tmp_path / "in.wav", np.zeros((480, 2)), 48000, subtype="FLOAT")
+    with pytest.raises(nbrnn.ArgumentError, match="the model has 2 outputs; render writes one output per channel"):
+        render(tmp_path / "in.wav", tmp_path / "out.wav", two, progress=False)
+    assert _leftovers(tmp_path) == []
 
 
 def test_opus_extension_writes_ogg_opus(tmp_path):
