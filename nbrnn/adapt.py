@@ -314,8 +314,9 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
                     description=f"state-trajectory rescale with gain 1/R = {1.0 / ratio:.6g}")
     if name == "oversample":
         inner_name = canonical_method("lagrange" if inner is None else inner)
-        if inner_name in ("oversample", "resample"):
-            raise ArgumentError(f"Argument 'inner' must be a delay-line method, not {inner!r}")
+        if inner_name in ("oversample", "resample", "fir"):  # fir: its kernel is for one ratio, not given here
+            raise ArgumentError(f"Argument 'inner' must be a delay-line method that designs its own taps, not "
+                                f"{inner!r}")
         if factor is None:
             factor = max(1, math.ceil(1.0 / ratio - 1e-12))
             if factor > 64:

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from ._atomic import _place_new, atomic_output, check_destination
+from ._atomic import _place_new, atomic_output, check_destination, check_flag
 from .errors import ArgumentError, NbrnnError, OutputError
 
 RATES = (44100, 48000, 88200, 96000, 192000)
@@ -67,14 +67,18 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
     Files of an earlier run in ``out_dir`` (any of :func:`output_names`) are kept: the demo refuses to
     start unless ``overwrite``.  The files are written in a hidden folder inside ``out_dir`` and moved into
     place at the end, so a run that is stopped or fails leaves ``out_dir`` as it found it (and removes it
-    if it created it).
+    if it created it, with any parent folder it made).
     """
 
     log = stream or sys.stdout
+    overwrite = check_flag(overwrite, "overwrite")
     if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
             or not SECONDS[0] <= seconds <= SECONDS[1]):  # NaN too
         raise ArgumentError(f"Argument 'seconds' must be from {SECONDS[0]:g} to {SECONDS[1]:g}, not {seconds!r}")
-    created = not os.path.lexists(out_dir)
+    created, path = [], os.path.abspath(out_dir)  # the folders this run makes, innermost first
+    while not os.path.lexists(path) and path != os.path.dirname(path):
+        created.append(path)
+        path = os.path.dirname(path)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
@@ -109,11 +113,11 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
                 written += 1
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        if created:  # a run that wrote nothing leaves no empty folder behind
+        for folder in created:  # a run that wrote nothing leaves no empty folder behind, nor the parents it made
             try:
-                os.rmdir(out_dir)
+                os.rmdir(folder)
             except OSError:
-                pass
+                break
     print(f"\nwrote {written} files to {os.path.abspath(out_dir)}"
           f"{'' if plot else ' (no plot: pip install matplotlib)'} in {time.perf_counter() - started:.1f} s",
           file=log)

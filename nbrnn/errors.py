@@ -48,5 +48,7 @@ def plain(value, limit: int = 120) -> str:
 
 
 def shown(value, limit: int = 60) -> str:
-    """A value from a file as Python writes it (strings quoted), fit for a one-line message (:func:`plain`)."""
-    return plain(repr(value), limit)
+    """A value from a file as Python writes it (strings quoted), fit for a one-line message: ``repr`` already
+    escapes control characters (escaping its text again, as :func:`plain` would, doubled every backslash)."""
+    text = repr(value[:2 * limit] if isinstance(value, (str, bytes)) else value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ._atomic import check_flag
 from .adapt import Plan, check_rate, is_choice, make_plan
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
 from .errors import ArgumentError, AudioError
@@ -127,9 +128,7 @@ class Model:
 
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
-        if not isinstance(overwrite, bool):
-            raise ArgumentError(f"Argument 'overwrite' must be True or False, not {overwrite!r}")
-        export(self.network, os.fsdecode(path), overwrite=overwrite)
+        export(self.network, os.fsdecode(path), overwrite=check_flag(overwrite, "overwrite"))
 
     # -- processing --------------------------------------------------------------------------------------------
     def plan(self, sample_rate: float, method: str = "lagrange", **options) -> Plan:
@@ -308,8 +307,7 @@ class Model:
             several outputs), in ``dtype``.
         """
         rate = check_rate(sample_rate)
-        if not isinstance(reset, bool):
-            raise ArgumentError(f"Argument 'reset' must be True or False, not {reset!r}")
+        reset = check_flag(reset, "reset")
         seconds = None if warmup is None else check_warmup(warmup)
         if reset:
             self.reset()  # a call that fails below leaves nothing for reset=False to continue
@@ -383,6 +381,7 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
     """
     from .formats import read_network
 
+    prewarm = check_flag(prewarm, "prewarm")
     if rnn_nonlinearity not in (None, "tanh", "relu"):
         raise ArgumentError(f"Argument 'rnn_nonlinearity' must be 'tanh' or 'relu', not {rnn_nonlinearity!r}")
     if skip is not None and (isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0):

@@ -28,9 +28,24 @@ from .model import Model
 MAX_LOOP_SIZE = 4096
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, Model):
+        raise ArgumentError(f"Argument 'model' must be an nbrnn Model (nbrnn.load, nbrnn.Model), not "
+                            f"{type(model).__name__}")
+
+
+def _positive(value, name: str, top: float) -> float:
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not 0 < value <= top):  # NaN too
+        raise ArgumentError(f"Argument '{name}' must be a number above 0 and at most {top:g}, not {value!r}")
+    return float(value)
+
+
 def fixed_point(model: Model, cond=None, seconds: float = 0.25) -> np.ndarray:
-    """The state the plain model settles to on silence (all recurrent layers, concatenated)."""
-    n = max(1000, int(seconds * model.trained_rate))
+    """The state the plain model settles to on silence (all recurrent layers, concatenated); ``seconds`` of
+    silence (at least 1000 samples), up to 60."""
+    _check_model(model)
+    n = max(1000, int(_positive(seconds, "seconds", 60.0) * model.trained_rate))
     stream = model.stream(model.trained_rate, method="naive")
     inp = model.inputs(np.zeros(n), cond)
     stream.feed(inp)
@@ -46,12 +61,22 @@ def _split(network, flat):
 
 
 def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> np.ndarray:
-    """d(fresh state)/d(fed-back state) of one step with silent audio, by central differences."""
+    """d(fresh state)/d(fed-back state) of one step with silent audio, by central differences of step ``eps``
+    (at most 1) around ``state``, every recurrent layer's state concatenated."""
+    _check_model(model)
     net = model.network
+    size = sum(layer.state_size for layer in net.recurrent_layers)
+    if not isinstance(state, np.ndarray) or state.shape != (size,) or state.dtype.kind not in "fiu":
+        what = f"{state.dtype} array of shape {state.shape}" if isinstance(state, np.ndarray) else type(state).__name__
+        raise ArgumentError(f"Argument 'state' must be a real array of shape ({size},) (every recurrent layer's "
+                            f"state), not a {what}")
+    if not np.isfinite(state).all():
+        raise ArgumentError("Argument 'state' holds NaN/Inf values")
+    state = state.astype(np.float64)
+    eps = _positive(eps, "eps", 1.0)
     x = np.zeros(net.input_size)
     if net.input_size > 1:
         x[1:] = model.inputs(np.zeros(1), cond)[0, 0, 1:]
-    size = state.size
     jac = np.empty((size, size))
     for j in range(size):
         plus, minus = state.copy(), state.copy()
@@ -131,9 +156,7 @@ def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", 
     ArgumentError
         The loop matrix would have more than :data:`MAX_LOOP_SIZE` rows (state size times the plan's depth).
     """
-    if not isinstance(model, Model):
-        raise ArgumentError(f"Argument 'model' must be an nbrnn Model (nbrnn.load, nbrnn.Model), not "
-                            f"{type(model).__name__}")
+    _check_model(model)
     plan = model.plan(sample_rate, method, **options)
     _check_loop_size(sum(layer.state_size for layer in model.network.recurrent_layers), plan)
     jac = jacobian(model, fixed_point(model, cond), cond)

@@ -46,6 +46,8 @@ def test_demo_table_is_plausible(tmp_path):
     with pytest.raises(nbrnn.OutputError, match=r"already holds \d+ of the files the demo writes \(snr.csv, "
                                                 r".* more\); pass overwrite=True \(--overwrite\)"):
         run_demo(str(tmp_path / "demo"), seconds=0.4, stream=log)
+    with pytest.raises(nbrnn.ArgumentError, match="'overwrite' must be True or False, not 'no'"):
+        run_demo(str(tmp_path / "demo"), seconds=0.4, stream=log, overwrite="no")  # not taken for its truth
     assert {p.name: p.read_bytes() for p in (tmp_path / "demo").iterdir()} == before
 
 
@@ -69,7 +71,7 @@ def test_a_stopped_demo_leaves_the_folder_as_it_was(tmp_path, monkeypatch, earli
     """Ctrl-C in the middle left the files written so far, and the next 'nbrnn demo' refused to start."""
     import nbrnn.demo as demo
 
-    folder = tmp_path / "nbrnn-demo"
+    folder = tmp_path / "nbrnn-demo" if earlier else tmp_path / "new" / "nbrnn-demo"  # 'new' was left behind
     if earlier:  # a folder of the user's, with an earlier run's table in it
         folder.mkdir()
         (folder / "notes.txt").write_bytes(b"the user's")
@@ -85,7 +87,7 @@ def test_a_stopped_demo_leaves_the_folder_as_it_was(tmp_path, monkeypatch, earli
     if earlier:
         assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     else:
-        assert not folder.exists()
+        assert not folder.exists() and not folder.parent.exists()
     monkeypatch.undo()
     log = io.StringIO()
     run_demo(str(folder), seconds=0.4, stream=log, overwrite=earlier)  # the next run starts

@@ -138,6 +138,8 @@ def test_bad_trained_rate_and_options(model):
         model.process(np.zeros(4), 48000, wobble=3)
     with pytest.raises(nbrnn.ArgumentError, match="prewarm.*NAM"):
         nbrnn.load(LSTM, prewarm=True)
+    with pytest.raises(nbrnn.ArgumentError, match="'prewarm' must be True or False, not 'no'"):
+        nbrnn.load(LSTM, prewarm="no")
 
 
 def test_conditioning_errors():
@@ -501,6 +503,9 @@ def test_a_failed_reset_leaves_nothing_to_continue(model):
                                     r"use method 'resample'"),
     (40000, {"method": "oversample", "inner": "cubic", "inner_order": 5},
      r"inner='cubic' means Lagrange order 3; got inner_order=5"),
+    # was accepted, then asked for a 'kernel', which oversample refuses
+    (40000, {"method": "oversample", "inner": "fir"}, r"'inner' must be a delay-line method that designs its own "
+                                                       r"taps, not 'fir'"),
     (48000, {"method": "fir", "kernel": np.array([1 + 1j])}, "1-D array of real numbers"),
     (48000, {"method": "fir", "kernel": np.ones(70000)}, "at most 65536 taps, not 70000"),
     (48000, {"method": "fir", "kernel": [1e39, 1.0], "dtype": "float32"},
@@ -533,6 +538,22 @@ def test_reference_and_stability_check_their_arguments(model):
             reference.run(*args, plan)
     with pytest.raises(nbrnn.ArgumentError, match="'model' must be an nbrnn Model"):
         stability.spectral_radius("m", 44100)
+    # NaN seconds ended in int(NaN)'s ValueError, 1e9 in a MemoryError, -1 passed; a short state in numpy's
+    # matmul error deep in reference.step, eps=0 in a NaN matrix
+    size = sum(layer.state_size for layer in model.network.recurrent_layers)
+    for seconds in (float("nan"), 1e9, -1, 0, True, "1"):
+        with pytest.raises(nbrnn.ArgumentError, match="'seconds' must be a number above 0 and at most 60, not"):
+            stability.fixed_point(model, seconds=seconds)
+    state = stability.fixed_point(model)
+    for bad, match in [(np.zeros(size + 1), rf"shape \({size},\) \(every recurrent layer's state\), not a float64 "
+                                            rf"array of shape \({size + 1},\)"),
+                       (list(state), "not a list"), (np.full(size, np.nan), "'state' holds NaN/Inf")]:
+        with pytest.raises(nbrnn.ArgumentError, match=match):
+            stability.jacobian(model, bad)
+    for eps in (0, float("nan"), -1e-6, 2.0):
+        with pytest.raises(nbrnn.ArgumentError, match="'eps' must be a number above 0 and at most 1, not"):
+            stability.jacobian(model, state, eps=eps)
+    assert stability.jacobian(model, state).shape == (size, size)
 
 
 def test_a_json_model_with_a_byte_order_mark_loads(tmp_path):

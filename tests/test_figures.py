@@ -144,6 +144,27 @@ def test_unknown_figure_is_refused():
 
 # -- the command ----------------------------------------------------------------------------------------------------
 
+def test_models_the_figures_cannot_run_are_refused_before_any_run(tmp_path):
+    """A two-output model stopped the sweep in a worker with a TypeError; a model with knobs stopped it midway
+    asking for 'cond'; '--models ""' ran the default set."""
+    rng = np.random.default_rng(0)
+    rec = nbrnn.Recurrent("gru", rng.uniform(-0.2, 0.2, (12, 1)), rng.uniform(-0.2, 0.2, (12, 4)), np.zeros(12),
+                          np.zeros(12))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    nbrnn.Model(nbrnn.Network((rec, nbrnn.Dense(np.ones((2, 4)), [0.0, 0.0])))).save(folder / "two.npz")
+    with pytest.raises(ArgumentError, match=r"'models' names '.*two.npz', which has 2 outputs; the figures run "
+                                            r"models with one audio input and one output"):
+        sources.models_in(folder)
+    knob = nbrnn.Recurrent("gru", np.zeros((12, 2)), np.zeros((12, 4)), np.zeros(12), np.zeros(12))
+    nbrnn.Model(nbrnn.Network((knob, nbrnn.Dense(np.ones((1, 4)), [0.0])))).save(folder / "knob.npz")
+    with pytest.raises(ArgumentError, match=r"'.*knob.npz', which has conditioning input\(s\)"):
+        sources.models_in(folder / "knob.npz")
+    with pytest.raises(ArgumentError, match="'--models' must be a folder of model files or a model file, not ''"):
+        main(["--only", "sweep", "--models", "", "--out", str(tmp_path / "out"), "--quiet"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_without_shared_the_paper_figures_are_skipped(tmp_path, no_shared, capsys):
     assert main(["--only", "dafx24,icassp25", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err

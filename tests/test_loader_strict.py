@@ -290,6 +290,17 @@ def test_messages_escape_and_shorten_what_a_file_says(tmp_path):
     assert len(str(info.value)) < 400
 
 
+def test_a_quoted_value_is_escaped_once(tmp_path):
+    """A value shown as Python writes it (repr) had its escapes escaped again: two backslashes before x1b."""
+    agm = json.loads(AGM.read_text())
+    agm["model_data"]["unit_type"] = "\x1b[31mEVIL\n" + "x" * 500
+    with pytest.raises(nbrnn.ModelFormatError) as info:
+        nbrnn.load(_json(tmp_path, agm))
+    text = str(info.value)
+    assert "\x1b" not in text and "\n" not in text and len(text) < 400, text
+    assert "'\\x1b[31mEVIL\\nxxx" in text and "\\\\" not in text, text
+
+
 def test_info_escapes_input_names(tmp_path):
     arrays = {k: np.array(v) for k, v in RELU_NET.items()}
     write_safetensors(tmp_path / "n.safetensors", arrays, {"input_names": json.dumps(["a\x1b[2Jb"]),

@@ -98,7 +98,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ArgumentError(f"Argument '--out' must be a folder, not the file {args.out!r}")
-    models_dir = Path(args.models) if args.models else None
+    if args.models is not None and not args.models.strip():
+        raise ArgumentError(f"Argument '--models' must be a folder of model files or a model file, not "
+                            f"{args.models!r}")
+    models_dir = Path(args.models) if args.models is not None else None
     if models_dir is not None and not set(names) & set(USE_MODELS):
         raise ArgumentError(f"Argument '--models' applies to the figures {', '.join(USE_MODELS)}, not to "
                             f"{', '.join(names)}")

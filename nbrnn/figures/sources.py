@@ -111,7 +111,7 @@ def models_in(folder) -> list[ModelSpec]:
     """
     folder = Path(folder)
     if folder.is_file():
-        return [ModelSpec(PROTEUS_LABELS.get(folder.stem, folder.stem), str(folder))]
+        return [_one_in_one_out(ModelSpec(PROTEUS_LABELS.get(folder.stem, folder.stem), str(folder)))]
     if not folder.is_dir():
         raise ArgumentError(f"Argument 'models' must be a model file or a folder of model files, not "
                             f"{str(folder)!r} (no such file or folder)")
@@ -119,7 +119,19 @@ def models_in(folder) -> list[ModelSpec]:
     if not files:
         raise ArgumentError(f"Argument 'models' names {str(folder)!r}, which holds no model files "
                             f"({', '.join(MODEL_SUFFIXES)})")
-    return [ModelSpec(PROTEUS_LABELS.get(p.stem, p.stem), str(p)) for p in files]
+    return [_one_in_one_out(ModelSpec(PROTEUS_LABELS.get(p.stem, p.stem), str(p))) for p in files]
+
+
+def _one_in_one_out(spec: ModelSpec) -> ModelSpec:
+    """``spec`` if its model maps one audio input to one output; the figures have no knobs to set and plot one
+    output (checked before any run starts, not in a worker midway)."""
+    model = load_model(spec)
+    if model.conditioning_names or model.network.output_size != 1:
+        what = (f"conditioning input(s) {', '.join(model.conditioning_names)}" if model.conditioning_names
+                else f"{model.network.output_size} outputs")
+        raise ArgumentError(f"Argument 'models' names '{spec.path}', which has {what}; the figures run models "
+                            f"with one audio input and one output")
+    return spec
 
 
 def proteus_models(shared: Path) -> list[ModelSpec]:
