@@ -20,9 +20,14 @@ PLAN_OPTIONS = ("order", "placement", "kernel", "bandwidth", "output", "inner", 
 MAX_CHANNELS = 4096
 
 
+def is_real(value) -> bool:
+    """Whether ``value`` is one real number (Python's or NumPy's; not a bool)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def check_warmup(value) -> float:
     """Seconds of warm-up: a real number from 0 to 60."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise ArgumentError(f"Argument 'warmup' must be a number of seconds from 0 to 60, not {value!r}")
     if not 0 <= value <= 60:
         raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {float(value)!r}")

@@ -21,7 +21,7 @@ import numpy as np
 from . import reference
 from .adapt import KIND_ALLPASS, KIND_STN
 from .errors import ArgumentError
-from .model import Model
+from .model import Model, is_real
 
 #: Most rows of a loop matrix built here (the state size times the plan's depth): 128 MiB of float64, and about a
 #: minute for its eigenvalues; larger loops are refused before anything is allocated.
@@ -35,10 +35,14 @@ def _check_model(model) -> None:
 
 
 def _positive(value, name: str, top: float) -> float:
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating))
-            or not 0 < value <= top):  # NaN too
+    if not is_real(value) or not 0 < value <= top:  # NaN too
         raise ArgumentError(f"Argument '{name}' must be a number above 0 and at most {top:g}, not {value!r}")
     return float(value)
+
+
+def _state_size(network) -> int:
+    """Every recurrent layer's state, concatenated: the size of a fixed point and of the loop's Jacobian."""
+    return sum(layer.state_size for layer in network.recurrent_layers)
 
 
 def fixed_point(model: Model, cond=None, seconds: float = 0.25) -> np.ndarray:
@@ -65,7 +69,7 @@ def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> n
     (at most 1) around ``state``, every recurrent layer's state concatenated."""
     _check_model(model)
     net = model.network
-    size = sum(layer.state_size for layer in net.recurrent_layers)
+    size = _state_size(net)
     if not isinstance(state, np.ndarray) or state.shape != (size,) or state.dtype.kind not in "fiu":
         what = f"{state.dtype} array of shape {state.shape}" if isinstance(state, np.ndarray) else type(state).__name__
         raise ArgumentError(f"Argument 'state' must be a real array of shape ({size},) (every recurrent layer's "
@@ -158,6 +162,6 @@ def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", 
     """
     _check_model(model)
     plan = model.plan(sample_rate, method, **options)
-    _check_loop_size(sum(layer.state_size for layer in model.network.recurrent_layers), plan)
+    _check_loop_size(_state_size(model.network), plan)
     jac = jacobian(model, fixed_point(model, cond), cond)
     return float(np.max(np.abs(np.linalg.eigvals(loop_matrix(jac, plan))), initial=0.0))  # no state: no loop
