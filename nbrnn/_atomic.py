@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import ArgumentError, OutputError
+from .errors import ArgumentError, OutputError, shown
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -29,7 +29,7 @@ _KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")
 def check_flag(value, name: str) -> bool:
     """``value`` if it is True or False (also NumPy's); anything else is an error, not taken for its truth."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ArgumentError(f"Argument '{name}' must be True or False, not {value!r}")
+        raise ArgumentError(f"Argument '{name}' must be True or False, not {shown(value)}")
     return bool(value)
 
 

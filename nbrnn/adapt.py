@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, shown
 
 #: Method names and their aliases.
 METHODS = ("naive", "integer", "linear", "lagrange", "allpass", "minimax", "fir", "stn", "oversample", "resample")
@@ -139,23 +139,23 @@ def check_rate(value, name: str = "sample_rate") -> float:
     return value
 
 
-def _order(order, method: str) -> int:
+def _order(order, method: str, name: str = "order") -> int:
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
         raise ArgumentError(
-            f"Argument 'order' of method '{method}' must be an integer from 1 to {MAX_ORDER}, not {order!r}")
+            f"Argument '{name}' of method '{method}' must be an integer from 1 to {MAX_ORDER}, not {shown(order)}")
     return int(order)
 
 
 def canonical_method(method: str) -> str:
     """Resolve aliases (``'cubic'`` → ``'lagrange'``) and check the name."""
     if not isinstance(method, str):
-        raise ArgumentError(f"Argument 'method' must be a string such as 'lagrange', not {method!r}")
+        raise ArgumentError(f"Argument 'method' must be a string such as 'lagrange', not {shown(method)}")
     name = method.strip().lower()
     name = ALIASES.get(name, name)
     if name not in METHODS:
         raise ArgumentError(
             f"Argument 'method' must be one of {', '.join(METHODS)} (or an alias: "
-            f"{', '.join(sorted(ALIASES))}), not {method!r}")
+            f"{', '.join(sorted(ALIASES))}), not {shown(method)}")
     return name
 
 
@@ -227,7 +227,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
             raise ArgumentError(f"method {method!r} means Lagrange order 3; got order={order!r} (use 'lagrange')")
         order = 3
     if not is_choice(output, OUTPUTS):
-        raise ArgumentError(f"Argument 'output' must be one of {OUTPUTS}, not {output!r}")
+        raise ArgumentError(f"Argument 'output' must be one of {OUTPUTS}, not {shown(output)}")
     given = {"order": order, "placement": placement, "kernel": kernel, "bandwidth": bandwidth, "inner": inner,
              "inner_order": inner_order, "factor": factor, "resampler": resampler}
     for option, value in given.items():
@@ -237,7 +237,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
                                 f"{' and '.join(map(repr, owners))}, not to '{name}'")
     placement = "paper" if placement is None else placement
     if not is_choice(placement, PLACEMENTS):
-        raise ArgumentError(f"Argument 'placement' must be one of {PLACEMENTS}, not {placement!r}")
+        raise ArgumentError(f"Argument 'placement' must be one of {PLACEMENTS}, not {shown(placement)}")
     ratio = fs_run / fs
     if not 1.0 / MAX_RATIO <= ratio <= MAX_RATIO:
         raise ArgumentError(f"R = sample_rate/trained_rate = {fs_run:g}/{fs:g} Hz = {ratio:.6g} is beyond what any "
@@ -288,7 +288,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
                 raise TypeError
             k = k.astype(np.float64)
         except (TypeError, ValueError):
-            raise ArgumentError(f"Argument 'kernel' must be a 1-D array of real numbers, not {kernel!r}") from None
+            raise ArgumentError(f"Argument 'kernel' must be a 1-D array of real numbers, not {shown(kernel)}") from None
         if k.ndim != 1 or k.size == 0:
             raise ArgumentError(f"Argument 'kernel' must be a non-empty 1-D array of numbers, not shape {k.shape}")
         if not np.all(np.isfinite(k)):
@@ -324,7 +324,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
                     f"R = sample_rate/trained_rate = {fs_run:g}/{fs:g} Hz = {ratio:.6g} would need oversampling by "
                     f"{factor}, more than 64: use method 'resample'")
         if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or not 1 <= factor <= 64:
-            raise ArgumentError(f"Argument 'factor' must be an integer from 1 to 64, not {factor!r}")
+            raise ArgumentError(f"Argument 'factor' must be an integer from 1 to 64, not {shown(factor)}")
         if factor * ratio < 1.0 - 1e-12:
             raise ArgumentError(f"Argument 'factor' = {factor} leaves L*R = {factor * ratio:.6g} < 1; "
                                 f"use factor >= {math.ceil(1.0 / ratio - 1e-12)}")
@@ -334,6 +334,8 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         if inner is not None and _means_cubic(inner) and inner_order not in (None, 3):
             raise ArgumentError(f"inner={inner!r} means Lagrange order 3; got inner_order={inner_order!r} "
                                 f"(use inner='lagrange')")
+        if inner_order is not None:
+            _order(inner_order, inner_name, "inner_order")
         core = make_plan(fs, fs_run * factor, inner_name, output=output, order=inner_order)
         return dataclasses.replace(
             core, method=name, oversample=int(factor),
@@ -341,7 +343,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
     # resample baseline
     resampler = "polyphase" if resampler is None else resampler
     if not is_choice(resampler, RESAMPLERS):
-        raise ArgumentError(f"Argument 'resampler' must be one of {RESAMPLERS}, not {resampler!r}")
+        raise ArgumentError(f"Argument 'resampler' must be one of {RESAMPLERS}, not {shown(resampler)}")
     return _fir_plan(name, 1.0, [1], [1.0], delayed,
                      f"resample to the trained rate ({resampler}), run the unchanged model, resample back",
                      resample=resampler)

@@ -44,7 +44,7 @@ from scipy import signal as sps
 from scipy.special import erf
 
 from nbrnn._kernels import _CACHE
-from nbrnn.errors import ArgumentError, AudioError
+from nbrnn.errors import ArgumentError, AudioError, shown
 
 __all__ = [
     "DIODE_CLIPPER",
@@ -461,7 +461,7 @@ def test_signal(sample_rate: float, seconds: float = 2.0) -> np.ndarray:
     if rate < _TEST_MIN_SAMPLE_RATE:
         raise ArgumentError(
             f"Argument 'sample_rate' must be >= {_TEST_MIN_SAMPLE_RATE:g} Hz for the test signal "
-            f"(its content reaches ~6 kHz and would alias), not {sample_rate!r}"
+            f"(its content reaches ~6 kHz and would alias), not {shown(sample_rate)}"
         )
     duration = _check_positive(seconds, "seconds")
     n = int(round(duration * rate))
@@ -479,32 +479,35 @@ def test_signal(sample_rate: float, seconds: float = 2.0) -> np.ndarray:
 
 def _check_real(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ArgumentError(f"Argument '{name}' must be a real number, not {value!r}")
-    number = float(value)
+        raise ArgumentError(f"Argument '{name}' must be a real number, not {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # a Python integer beyond float64
+        number = math.inf
     if not math.isfinite(number):
-        raise ArgumentError(f"Argument '{name}' must be finite, not {value!r}")
+        raise ArgumentError(f"Argument '{name}' must be finite, not {shown(value)}")
     return number
 
 
 def _check_positive(value, name: str) -> float:
     number = _check_real(value, name)
     if number <= 0.0:
-        raise ArgumentError(f"Argument '{name}' must be > 0, not {value!r}")
+        raise ArgumentError(f"Argument '{name}' must be > 0, not {shown(value)}")
     return number
 
 
 def _check_sample_rate(value, name: str) -> float:
     rate = _check_positive(value, name)
     if rate < _MIN_SAMPLE_RATE:
-        raise ArgumentError(f"Argument '{name}' must be >= {_MIN_SAMPLE_RATE:g} Hz, not {value!r}")
+        raise ArgumentError(f"Argument '{name}' must be >= {_MIN_SAMPLE_RATE:g} Hz, not {shown(value)}")
     return rate
 
 
 def _check_oversample(value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentError(f"Argument 'oversample' must be an integer >= 1, not {value!r}")
+        raise ArgumentError(f"Argument 'oversample' must be an integer >= 1, not {shown(value)}")
     if value < 1:
-        raise ArgumentError(f"Argument 'oversample' must be an integer >= 1, not {value!r}")
+        raise ArgumentError(f"Argument 'oversample' must be an integer >= 1, not {shown(value)}")
     return int(value)
 
 

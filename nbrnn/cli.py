@@ -9,7 +9,7 @@ import signal
 import sys
 
 from .adapt import ALIASES, METHODS, OPTION_METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
-from .errors import NbrnnError
+from .errors import NbrnnError, one_line, shown
 
 #: Methods ``oversample`` can run inside (a fixed FIR kernel cannot be given for the inner rate here).
 INNER_METHODS = tuple(m for m in METHODS if m not in ("oversample", "resample", "fir"))
@@ -46,7 +46,7 @@ class Parser(argparse.ArgumentParser):
         self.register("action", "store_true", _OnceTrue)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -71,7 +71,7 @@ def _cond(values):
     for item in values or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise NbrnnError(f"--cond must look like NAME=VALUE or INDEX=VALUE, not {item!r}")
+            raise NbrnnError(f"--cond must look like NAME=VALUE or INDEX=VALUE, not {shown(item)}")
         if name.strip() in out:
             raise NbrnnError(f"--cond {name.strip()} is given twice")
         try:
@@ -98,7 +98,7 @@ def _method_options(args) -> dict:
         try:
             opts["kernel"] = [float(v) for v in args.kernel.split(",")]
         except ValueError:
-            raise NbrnnError(f"--kernel must be comma-separated numbers, not {args.kernel!r}") from None
+            raise NbrnnError(f"--kernel must be comma-separated numbers, not {shown(args.kernel)}") from None
     return opts
 
 
@@ -203,7 +203,7 @@ def _render(args) -> int:
                     progress=False if args.quiet else None, **_method_options(args))
     if not args.quiet:
         speed = result["seconds"] / max(result["elapsed"], 1e-9)
-        print(f"wrote {args.output}: {result['frames']} frames x {result['channels']} channel(s) at "
+        print(f"wrote {one_line(args.output)}: {result['frames']} frames x {result['channels']} channel(s) at "
               f"{result['sample_rate']:g} Hz ({result['subtype']}), {speed:.1f}x real time; {result['plan']}",
               file=sys.stderr)
     if result["frames"] < result["declared_frames"]:
@@ -232,7 +232,7 @@ def _export(args) -> int:
 
     model = load(args.model, trained_rate=args.trained_rate, skip=args.skip)
     export(model.network, args.output, overwrite=args.overwrite)
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {one_line(args.output)}", file=sys.stderr)
     return 0
 
 
@@ -282,7 +282,7 @@ def _guard(fn) -> int:
     try:
         return int(fn() or 0)
     except NbrnnError as exc:
-        print(f"nbrnn: error: {exc}", file=sys.stderr)
+        print(f"nbrnn: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nbrnn: interrupted; no partial output was left behind", file=sys.stderr)
@@ -295,7 +295,7 @@ def _guard(fn) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # disk full, permissions changing under us: one line, no traceback
-        print(f"nbrnn: error: {exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else ""),
+        print(one_line(f"nbrnn: error: {exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")),
               file=sys.stderr)
         return 1
     finally:

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from ._atomic import _place_new, atomic_output, check_destination, check_flag
-from .errors import ArgumentError, NbrnnError, OutputError
+from .errors import ArgumentError, NbrnnError, OutputError, shown
 
 RATES = (44100, 48000, 88200, 96000, 192000)
 METHODS = (("naive", {}), ("stn", {}), ("linear", {}), ("allpass", {}), ("lagrange", {"order": 3}),
@@ -74,7 +74,7 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
     overwrite = check_flag(overwrite, "overwrite")
     if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
             or not SECONDS[0] <= seconds <= SECONDS[1]):  # NaN too
-        raise ArgumentError(f"Argument 'seconds' must be from {SECONDS[0]:g} to {SECONDS[1]:g}, not {seconds!r}")
+        raise ArgumentError(f"Argument 'seconds' must be from {SECONDS[0]:g} to {SECONDS[1]:g}, not {shown(seconds)}")
     created, path = [], os.path.abspath(out_dir)  # the folders this run makes, innermost first
     while not os.path.lexists(path) and path != os.path.dirname(path):
         created.append(path)
@@ -87,9 +87,9 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
         raise OutputError(f"demo folder '{out_dir}' is not writable")
     existing = [name for name in output_names() if os.path.lexists(os.path.join(out_dir, name))]
     if existing and not overwrite:
-        shown = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
+        names = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
         raise OutputError(f"demo folder '{out_dir}' already holds {len(existing)} of the files the demo writes "
-                          f"({shown}); pass overwrite=True (--overwrite) to replace them, or choose another folder "
+                          f"({names}); pass overwrite=True (--overwrite) to replace them, or choose another folder "
                           f"(--out)")
     for name in existing:  # overwrite: regular files only
         check_destination(os.path.join(out_dir, name), overwrite=True)

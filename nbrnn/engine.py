@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _checks, _kernels
 from .adapt import KIND_ALLPASS, KIND_FIR, Plan
-from .errors import ArgumentError, AudioError, UnstableError
+from .errors import ArgumentError, AudioError, UnstableError, shown
 from .network import CELL_GATES, Dense, Network, beyond_range, check_state
 
 _KIND = {"lstm": _kernels.LSTM, "gru": _kernels.GRU, "rnn_tanh": _kernels.RNN_TANH, "rnn_relu": _kernels.RNN_RELU}
@@ -40,7 +40,7 @@ def check_dtype(dtype) -> np.dtype:
     except TypeError:
         dt = None
     if dt is None or dt.name not in DTYPES:
-        raise ArgumentError(f"Argument 'dtype' must be 'float32' or 'float64', not {dtype!r}")
+        raise ArgumentError(f"Argument 'dtype' must be 'float32' or 'float64', not {shown(dtype)}")
     return np.dtype(dt.name)  # native byte order ('>f8' is float64 too)
 
 

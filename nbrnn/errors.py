@@ -52,3 +52,9 @@ def shown(value, limit: int = 60) -> str:
     escapes control characters (escaping its text again, as :func:`plain` would, doubled every backslash)."""
     text = repr(value[:2 * limit] if isinstance(value, (str, bytes)) else value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters (line breaks, tabs, terminal escapes) written as Python escapes, so that
+    a message naming a path or a value stays one line; other characters, accented ones too, are kept."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

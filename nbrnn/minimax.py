@@ -29,7 +29,7 @@ import operator
 
 import numpy as np
 
-from nbrnn.errors import ArgumentError
+from nbrnn.errors import ArgumentError, shown
 
 __all__ = ["minimax_kernel", "minimax_error", "MAX_ORDER", "DEFAULT_GRID"]
 
@@ -97,7 +97,7 @@ def minimax_error(kernel, delta: float, bandwidth: float = 0.5, *, grid: int = D
         taps = np.asarray(kernel, dtype=np.float64)
     except (TypeError, ValueError):
         raise ArgumentError(
-            f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not {kernel!r}"
+            f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not {shown(kernel)}"
         ) from None
     if taps.ndim != 1 or taps.size < 1 or not np.all(np.isfinite(taps)):
         raise ArgumentError(
@@ -190,18 +190,18 @@ def minimax_kernel(
     True
     """
     if isinstance(order, bool):
-        raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {order!r}")
+        raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {shown(order)}")
     try:
         order = operator.index(order)
     except TypeError:
-        raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {order!r}") from None
+        raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {shown(order)}") from None
     if not 1 <= order <= MAX_ORDER:
         raise ArgumentError(f"Argument 'order' must be an integer in 1..{MAX_ORDER}, not {order}")
     delta, bandwidth, grid = _check_common(delta, bandwidth, grid)
     if not -1.0 < delta < order + 1.0:
         raise ArgumentError(
             f"Argument 'delta' must satisfy -1 < delta < order + 1 = {order + 1} "
-            f"(delay 1 + delta positive and within one sample of the taps), not {delta!r}"
+            f"(delay 1 + delta positive and within one sample of the taps), not {shown(delta)}"
         )
     if grid < 4 * (order + 1):
         raise ArgumentError(
@@ -214,30 +214,33 @@ def _check_common(delta, bandwidth, grid):
     """Validate and normalise the arguments shared by the public functions."""
     # Strings and booleans would convert silently; neither is a delay.
     if isinstance(delta, (bool, str, bytes)):
-        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {delta!r}")
+        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {shown(delta)}")
     try:
-        delta = float(delta)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {delta!r}") from None
-    if not math.isfinite(delta):
-        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {delta!r}")
+        number = float(delta)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a Python integer beyond float64
+        number = None
+    if number is None or not math.isfinite(number):
+        raise ArgumentError(f"Argument 'delta' must be a finite real number, not {shown(delta)}")
+    delta = number
     if isinstance(bandwidth, (bool, str, bytes)):
-        raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {bandwidth!r}")
+        raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {shown(bandwidth)}")
     try:
-        bandwidth = float(bandwidth)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {bandwidth!r}") from None
-    if not 0.0 < bandwidth < 1.0:
+        number = float(bandwidth)
+    except (TypeError, ValueError, OverflowError):
+        raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {shown(bandwidth)}") from None
+    if not 0.0 < number < 1.0:
         raise ArgumentError(
             f"Argument 'bandwidth' must be a number in (0, 1) (a fraction of the Nyquist frequency), not "
-            f"{bandwidth!r}"
+            f"{shown(bandwidth)}"
         )
+    bandwidth = number
     if isinstance(grid, bool):
-        raise ArgumentError(f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {grid!r}")
+        raise ArgumentError(f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {shown(grid)}")
     try:
         grid = operator.index(grid)
     except TypeError:
-        raise ArgumentError(f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {grid!r}") from None
+        raise ArgumentError(
+            f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {shown(grid)}") from None
     if not _MIN_GRID <= grid <= _MAX_GRID:
         raise ArgumentError(f"Argument 'grid' must be an integer in {_MIN_GRID}..{_MAX_GRID}, not {grid}")
     return delta, bandwidth, grid

@@ -9,8 +9,8 @@ import numpy as np
 from ._atomic import check_flag
 from .adapt import Plan, check_rate, is_choice, make_plan
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
-from .errors import ArgumentError, AudioError
-from .network import Network, beyond_range, range_text, real_array
+from .errors import ArgumentError, AudioError, shown
+from .network import Network, beyond_range, is_real, range_text, real_array
 
 #: Options of :func:`nbrnn.adapt.make_plan` that ``process`` passes through.
 PLAN_OPTIONS = ("order", "placement", "kernel", "bandwidth", "output", "inner", "inner_order", "factor", "resampler")
@@ -20,15 +20,10 @@ PLAN_OPTIONS = ("order", "placement", "kernel", "bandwidth", "output", "inner", 
 MAX_CHANNELS = 4096
 
 
-def is_real(value) -> bool:
-    """Whether ``value`` is one real number (Python's or NumPy's; not a bool)."""
-    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-
-
 def check_warmup(value) -> float:
     """Seconds of warm-up: a real number from 0 to 60."""
     if not is_real(value):
-        raise ArgumentError(f"Argument 'warmup' must be a number of seconds from 0 to 60, not {value!r}")
+        raise ArgumentError(f"Argument 'warmup' must be a number of seconds from 0 to 60, not {shown(value)}")
     if not 0 <= value <= 60:
         raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {float(value)!r}")
     return float(value)
@@ -36,7 +31,7 @@ def check_warmup(value) -> float:
 
 def check_activations(value) -> str:
     if not is_choice(value, ACTIVATION_PATHS):
-        raise ArgumentError(f"Argument 'activations' must be one of {', '.join(ACTIVATION_PATHS)}, not {value!r}")
+        raise ArgumentError(f"Argument 'activations' must be one of {', '.join(ACTIVATION_PATHS)}, not {shown(value)}")
     return value
 
 
@@ -160,7 +155,8 @@ class Model:
         plan = self.plan(sample_rate, method, **options)
         if (isinstance(channels, bool) or not isinstance(channels, (int, np.integer))
                 or not 1 <= channels <= MAX_CHANNELS):
-            raise ArgumentError(f"Argument 'channels' must be an integer from 1 to {MAX_CHANNELS}, not {channels!r}")
+            raise ArgumentError(
+                f"Argument 'channels' must be an integer from 1 to {MAX_CHANNELS}, not {shown(channels)}")
         return Stream(self._packed_for(dtype), plan, int(channels), float(sample_rate), self.trained_rate,
                       context=f"{os.path.basename(self.network.source) or 'model'} at {float(sample_rate):g} Hz",
                       activations=check_activations(activations), warmup=self.warmup)
@@ -249,14 +245,13 @@ class Model:
         if isinstance(value, np.ma.MaskedArray):
             raise ArgumentError(f"conditioning value for {name!r} is a masked array; every sample is used, masked or "
                                 f"not: pass .filled(...) with the value the masked samples should have")
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # beyond int64 numpy would hold it as an object
         arr, what = real_array(value)
         if arr is None:
             raise ArgumentError(f"conditioning value for {name!r} must be a real number or an array of them, "
                                 f"not {what}")
         if not np.all(np.isfinite(arr)):
-            raise ArgumentError(f"conditioning value for {name!r} holds NaN/Inf")
+            raise ArgumentError(f"conditioning value for {name!r} holds NaN/Inf (or a number beyond float64's range): "
+                                f"{shown(value)}")
         if arr.ndim == 0:
             return np.full((channels, n), float(arr))
         if arr.ndim == 1 and arr.shape[0] == n:
@@ -388,9 +383,9 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
 
     prewarm = check_flag(prewarm, "prewarm")
     if rnn_nonlinearity not in (None, "tanh", "relu"):
-        raise ArgumentError(f"Argument 'rnn_nonlinearity' must be 'tanh' or 'relu', not {rnn_nonlinearity!r}")
+        raise ArgumentError(f"Argument 'rnn_nonlinearity' must be 'tanh' or 'relu', not {shown(rnn_nonlinearity)}")
     if skip is not None and (isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0):
-        raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {skip!r}")
+        raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {shown(skip)}")
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
     network = read_network(path, format=format, skip=skip, rnn_nonlinearity=rnn_nonlinearity)

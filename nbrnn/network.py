@@ -10,6 +10,7 @@ reordering, transposes, bias folding, stored initial states) ends at the loader.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -40,14 +41,19 @@ MAX_PARAMETERS = 1 << 24
 MIN_GAIN, MAX_GAIN = 1e-6, 1e6
 
 
+def is_real(value) -> bool:
+    """Whether ``value`` is one real number (Python's or NumPy's; not a bool)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def check_gain(value: Any, name: str) -> float:
     """A linear gain from :data:`MIN_GAIN` to :data:`MAX_GAIN`, as a float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise ArgumentError(f"Argument '{name}' must be a number (a linear gain), not {type(value).__name__}")
-    gain = float(value)
+    gain = float(real_array(value)[0])  # float() of a Python integer beyond float64 raises OverflowError
     if not MIN_GAIN <= gain <= MAX_GAIN:  # NaN too
         raise ArgumentError(f"Argument '{name}' must be a linear gain from {MIN_GAIN:g} to {MAX_GAIN:g} "
-                            f"(±120 dB), not {gain!r}")
+                            f"(±120 dB), not {shown(gain)}")
     return gain
 
 
@@ -66,7 +72,15 @@ def check_size(layers: int, parameters: int, context: str) -> None:
 
 
 def real_array(value: Any) -> tuple:
-    """(``value`` as a float64 array, "") if it holds real numbers, else (None, what it holds instead)."""
+    """(``value`` as a float64 array, "") if it holds real numbers, else (None, what it holds instead).
+
+    A lone Python integer is taken as the float it rounds to (±Inf beyond float64's range): NumPy would hold one
+    beyond 64 bits as an object."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf if value > 0 else -math.inf
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError, OverflowError):
@@ -318,7 +332,7 @@ class Network:
 
     def __post_init__(self):
         if isinstance(self.layers, (str, bytes)) or not hasattr(self.layers, "__iter__"):
-            raise ModelShapeError(f"layers must be a sequence of Dense and Recurrent layers, not {self.layers!r}")
+            raise ModelShapeError(f"layers must be a sequence of Dense and Recurrent layers, not {shown(self.layers)}")
         layers = tuple(self.layers)
         if not layers:
             raise ModelShapeError("network has no layers")
@@ -333,7 +347,7 @@ class Network:
         check_size(len(layers), self.parameter_count, "network")
         n_in = layers[0].input_size
         if not isinstance(self.skip, (int, np.integer)) or isinstance(self.skip, bool) or self.skip < 0:
-            raise ModelShapeError(f"skip must be a non-negative integer, not {self.skip!r}")
+            raise ModelShapeError(f"skip must be a non-negative integer, not {shown(self.skip)}")
         if self.skip > min(n_in, layers[-1].output_size):
             raise ModelShapeError(
                 f"skip = {self.skip} adds {self.skip} input channel(s) to the output, but the model has "
@@ -344,12 +358,12 @@ class Network:
         rate = DEFAULT_TRAINED_RATE if self.trained_rate is None else self.trained_rate
         object.__setattr__(self, "trained_rate", check_rate(rate, "trained_rate"))
         if not is_choice(self.rate_source, RATE_SOURCES):
-            raise ArgumentError(f"Argument 'rate_source' must be one of {RATE_SOURCES}, not {self.rate_source!r}")
+            raise ArgumentError(f"Argument 'rate_source' must be one of {RATE_SOURCES}, not {shown(self.rate_source)}")
         if isinstance(self.input_names, str) or not hasattr(self.input_names, "__iter__"):
-            raise ModelShapeError(f"input_names must be a sequence of names, not {self.input_names!r}")
+            raise ModelShapeError(f"input_names must be a sequence of names, not {shown(self.input_names)}")
         names = tuple(self.input_names) or default_input_names(n_in)
         if not all(isinstance(name, str) and name for name in names):
-            raise ModelShapeError(f"input_names must be non-empty strings, not {names!r}")
+            raise ModelShapeError(f"input_names must be non-empty strings, not {shown(names)}")
         if len(names) != n_in:
             raise ModelShapeError(f"input_names has {len(names)} names for {n_in} inputs")
         twice = sorted({name for name in names if names.count(name) > 1})

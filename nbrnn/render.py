@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from ._atomic import atomic_output, check_destination
-from .errors import ArgumentError, AudioError, NbrnnError, OutputError
+from .errors import ArgumentError, AudioError, NbrnnError, OutputError, shown
 from .model import Model, check_rate, no_conditioning
 from .network import beyond_range, range_text, real_array
 
@@ -267,10 +267,11 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         raise ArgumentError(f"Argument 'model' must be an nbrnn Model (nbrnn.load(path) reads a model file), "
                             f"not {type(model).__name__}")
     if subtype is not None and not isinstance(subtype, str):
-        raise ArgumentError(f"Argument 'subtype' must be a soundfile subtype name such as 'PCM_24', not {subtype!r}")
+        raise ArgumentError(
+            f"Argument 'subtype' must be a soundfile subtype name such as 'PCM_24', not {shown(subtype)}")
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
         raise ArgumentError(f"Argument 'block_size' (--block-size) must be an integer from 1 to {1 << 24}, "
-                            f"not {block_size!r}")
+                            f"not {shown(block_size)}")
     if model.network.output_size != 1:
         raise ArgumentError(f"the model has {model.network.output_size} outputs; render writes one output per "
                             f"channel of the input (Model.process returns every output)")
@@ -415,7 +416,7 @@ def _constant_knobs(model: Model, cond, dtype) -> np.ndarray:
         arr, _ = real_array(value)
         if arr is None or arr.ndim != 0 or not np.isfinite(arr):
             raise ArgumentError(f"conditioning value for {name!r} must be one finite real number when rendering "
-                                f"(use a control file for signals), not {value!r}")
+                                f"(use a control file for signals), not {shown(value)}")
     knobs = np.array(values, dtype=np.float64)
     dt = np.dtype(dtype)
     where = beyond_range(knobs, dt)

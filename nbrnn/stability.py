@@ -20,8 +20,9 @@ import numpy as np
 
 from . import reference
 from .adapt import KIND_ALLPASS, KIND_STN
-from .errors import ArgumentError
-from .model import Model, is_real
+from .errors import ArgumentError, shown
+from .model import Model
+from .network import is_real
 
 #: Most rows of a loop matrix built here (the state size times the plan's depth): 128 MiB of float64, and about a
 #: minute for its eigenvalues; larger loops are refused before anything is allocated.
@@ -36,7 +37,7 @@ def _check_model(model) -> None:
 
 def _positive(value, name: str, top: float) -> float:
     if not is_real(value) or not 0 < value <= top:  # NaN too
-        raise ArgumentError(f"Argument '{name}' must be a number above 0 and at most {top:g}, not {value!r}")
+        raise ArgumentError(f"Argument '{name}' must be a number above 0 and at most {top:g}, not {shown(value)}")
     return float(value)
 
 

@@ -215,6 +215,9 @@ def test_options_for_another_method_are_refused_not_ignored(method, option, valu
 def test_inner_order_needs_an_inner_method_with_an_order():
     with pytest.raises(nbrnn.ArgumentError, match="'inner_order' applies to inner methods.*'allpass'"):
         make_plan(48000, 44100, "oversample", inner="allpass", inner_order=3)
+    for inner in (None, "minimax"):  # the message named 'order', which the caller had not given
+        with pytest.raises(nbrnn.ArgumentError, match="'inner_order' of method '(lagrange|minimax)'.*not 99"):
+            make_plan(48000, 44100, "oversample", inner=inner, inner_order=99)
 
 
 def test_resample_baseline_is_close_to_the_model_at_its_rate():

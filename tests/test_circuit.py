@@ -161,6 +161,8 @@ def test_bad_audio_is_rejected(x, error, match):
         ({"sample_rate": float("nan")}, r"'sample_rate' must be finite, not nan"),
         ({"sample_rate": float("inf")}, r"'sample_rate' must be finite"),
         ({"sample_rate": "48000"}, r"'sample_rate' must be a real number, not '48000'"),
+        pytest.param({"sample_rate": 10 ** 400}, r"'sample_rate' must be finite, not 10{50,}\.\.\.$",
+                     id="10**400"),  # was an OverflowError
         ({"sample_rate": 500}, r"'sample_rate' must be >= 1000 Hz, not 500"),
         ({"sample_rate": 48000, "drive": -1.0}, r"'drive' must be > 0, not -1.0"),
         ({"sample_rate": 48000, "oversample": 0}, r"'oversample' must be an integer >= 1, not 0"),

@@ -153,6 +153,11 @@ def test_conditioning_errors():
         cond_model.process(x, 44100, cond=[np.zeros(5)])
     with pytest.raises(nbrnn.ArgumentError, match="NaN"):
         cond_model.process(x, 44100, cond=[np.nan])
+    for huge in (10 ** 400, -10 ** 400):  # a Python integer float() refuses (OverflowError before)
+        with pytest.raises(nbrnn.ArgumentError, match=r"beyond float64's range\): -?10000.*\.\.\.$"):
+            cond_model.process(x, 44100, cond=[huge])
+    np.testing.assert_array_equal(cond_model.process(x, 44100, cond=[2 ** 70]),
+                                  cond_model.process(x, 44100, cond=[float(2 ** 70)]))
     with pytest.raises(nbrnn.ArgumentError, match="no conditioning inputs"):
         nbrnn.load(LSTM).process(x, 44100, cond=[0.5])
     for cond in (object(), len):
@@ -278,6 +283,8 @@ def test_agm_hostile_keys_and_values(tmp_path, mutate, error, match):
     (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), source=5), "'source' must be a string, not 5"),
     (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), format=None), "'format' must be a string"),
     (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), metadata=[]), "'metadata' must be a dict, not list"),
+    (lambda: nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), input_gain=10 ** 400),  # was an OverflowError
+     r"'input_gain' must be a linear gain .* not inf"),
 ])
 def test_layer_and_network_arguments(make, match):
     with pytest.raises(nbrnn.NbrnnError, match=match):

@@ -233,13 +233,13 @@ def test_order_not_an_integer(order):
         minimax_kernel(0.1, order)
 
 
-@pytest.mark.parametrize("bandwidth", [0.0, 1.0, -0.1, 1.5, float("nan"), float("inf"), "wide", True])
+@pytest.mark.parametrize("bandwidth", [0.0, 1.0, -0.1, 1.5, float("nan"), float("inf"), "wide", True, pytest.param(10 ** 400, id="10**400")])
 def test_bandwidth_out_of_range(bandwidth):
     with pytest.raises(ArgumentError, match=r"Argument 'bandwidth' must be a number in \(0, 1\)"):
         minimax_kernel(0.1, 3, bandwidth)
 
 
-@pytest.mark.parametrize("delta", [float("nan"), float("inf"), -float("inf"), "0.1", None, True])
+@pytest.mark.parametrize("delta", [float("nan"), float("inf"), -float("inf"), "0.1", None, True, pytest.param(10 ** 400, id="10**400")])
 def test_delta_not_finite(delta):
     with pytest.raises(ArgumentError, match="Argument 'delta' must be a finite real number"):
         minimax_kernel(delta, 3)

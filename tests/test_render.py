@@ -203,7 +203,12 @@ def test_conditioning_by_name_and_control_file(tmp_path):
     for value in (1j, "0.5", [0.1, 0.2], float("nan")):  # complex and text were raw TypeError / ValueError
         with pytest.raises(nbrnn.ArgumentError, match="one finite real number"):
             render(src, tmp_path / "c.wav", model, cond=[value], progress=False)
+    with pytest.raises(nbrnn.ArgumentError, match=r"one finite real number.*not 10{40,}\.\.\.$"):  # not 401 digits
+        render(src, tmp_path / "c.wav", model, cond=[10 ** 400], progress=False)
     assert not (tmp_path / "c.wav").exists()
+    render(src, tmp_path / "d.wav", model, cond=[2 ** 70], dtype="float64", subtype="DOUBLE", progress=False)  # was
+    y, _ = sf.read(tmp_path / "d.wav", always_2d=True)  # refused: NumPy holds an integer beyond 64 bits as an object
+    assert np.array_equal(y, model.process(x, 44100, cond=[2.0 ** 70]))
 
 
 def _cli(*args, cwd=None):
@@ -228,6 +233,11 @@ def test_cli_render_info_and_errors(tmp_path):
     res = _cli("render", "--help")
     assert res.returncode == 0 and "(default: lagrange)" in res.stdout and "(default: float32)" in res.stdout
     assert not (tmp_path / "x.wav").exists()
+    odd = tmp_path / "two\nlines\x1b[2J é.wav"  # a path with a line break and a terminal escape stays one line
+    for args in (("render", odd, tmp_path / "x.wav"), ("render", src, tmp_path / "out.flac", "--method", "x\ny")):
+        res = _cli(*args)
+        assert res.returncode in (1, 2) and res.stderr.count("\n") == 1 and "\x1b" not in res.stderr, res.stderr
+    assert "two\\nlines\\x1b[2J é.wav' does not exist" in _cli("render", odd, tmp_path / "x.wav").stderr
 
 
 def _files_read(folder):

@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import ArgumentError, UnstableError
+from ..errors import ArgumentError, UnstableError, shown
 
 COMPARE_AT = ("trained", "run", "lower")
 
@@ -173,7 +173,7 @@ def evaluate(model, x: np.ndarray, begin: int, end: int, run_rate, methods, *, r
         One per method, in order.
     """
     if compare_at not in COMPARE_AT:
-        raise ArgumentError(f"Argument 'compare_at' must be one of {COMPARE_AT}, not {compare_at!r}")
+        raise ArgumentError(f"Argument 'compare_at' must be one of {COMPARE_AT}, not {shown(compare_at)}")
     fs = model.trained_rate
     n = x.shape[0]
     m = run_length(n, fs, run_rate)

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, shown
 
 
 @dataclasses.dataclass
@@ -64,7 +64,7 @@ def check_workers(workers) -> int:
     if workers is None:
         return default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
-        raise ArgumentError(f"Argument 'workers' must be an integer from 1 to 1024, not {workers!r}")
+        raise ArgumentError(f"Argument 'workers' must be an integer from 1 to 1024, not {shown(workers)}")
     return workers
 
 
@@ -115,7 +115,7 @@ def check_scheduler(address) -> str:
 
     if not isinstance(address, str) or not re.fullmatch(r"([a-z]+://)?\[?[\w.:-]*[\w\]]:\d{1,5}", address):
         raise ArgumentError(f"Argument 'scheduler' (--scheduler) must be a Dask scheduler address such as "
-                            f"tcp://host:8786, not {address!r}")
+                            f"tcp://host:8786, not {shown(address)}")
     return address
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, shown
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -251,7 +251,7 @@ def prepare_input(spec: InputSpec) -> Prepared:
         full = test_signal(spec.rate, total)
         signal = full[int(round(spec.start * spec.rate)):].copy()
     else:
-        raise ArgumentError(f"input kind must be 'wav', 'wav16' or 'test_signal', not {spec.kind!r}")
+        raise ArgumentError(f"input kind must be 'wav', 'wav16' or 'test_signal', not {shown(spec.kind)}")
     if signal.size == 0:
         raise ArgumentError(f"the input excerpt {spec} is empty")
     if spec.bandlimit < 1.0:

@@ -51,7 +51,7 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
 
 def _read(source: str, format: str | None, skip: int | None, rnn_nonlinearity: str | None) -> Network:
     if format is not None and format not in FORMAT_NAMES:
-        raise ArgumentError(f"Argument 'format' must be one of {', '.join(FORMAT_NAMES)}, not {format!r}")
+        raise ArgumentError(f"Argument 'format' must be one of {', '.join(FORMAT_NAMES)}, not {shown(format)}")
     data = read_bytes(source)
     stripped = data.lstrip()
     if stripped.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (parse_json takes it)

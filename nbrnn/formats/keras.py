@@ -48,7 +48,7 @@ def _activation(value, where: str, source: str) -> str:
 def _units(layer: dict, where: str, source: str):
     shape = layer.get("shape")
     if not isinstance(shape, list) or not shape or not isinstance(shape[-1], int) or isinstance(shape[-1], bool):
-        raise ModelFormatError(f"{source}: {where} needs 'shape' ending in the number of units, not {shape!r}")
+        raise ModelFormatError(f"{source}: {where} needs 'shape' ending in the number of units, not {shown(shape)}")
     return shape[-1]
 
 

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from .._atomic import atomic_output
-from ..errors import ArgumentError, ModelFormatError
+from ..errors import ArgumentError, ModelFormatError, shown
 from ._common import MAX_ENTRIES, MAX_FILE_BYTES, MAX_TENSOR_VALUES, plain, read_bytes
 
 __all__ = ["read_safetensors", "write_safetensors", "MAX_HEADER_BYTES"]
@@ -282,7 +282,7 @@ def _check_arrays(arrays, metadata) -> tuple:
     prepared = {}
     for name, value in arrays.items():
         if not isinstance(name, str) or not name:
-            raise ArgumentError(f"Argument 'arrays' must have non-empty string names, not {name!r}")
+            raise ArgumentError(f"Argument 'arrays' must have non-empty string names, not {shown(name)}")
         if name == "__metadata__":
             raise ArgumentError("Argument 'arrays' may not use the reserved name '__metadata__'")
         try:
@@ -308,7 +308,7 @@ def _check_arrays(arrays, metadata) -> tuple:
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise ArgumentError(
-                f"Argument 'metadata' must map strings to strings, not {key!r}: {type(value).__name__}"
+                f"Argument 'metadata' must map strings to strings, not {shown(key)}: {type(value).__name__}"
             )
         meta[key] = value
     return prepared, meta

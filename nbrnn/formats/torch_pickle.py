@@ -38,7 +38,7 @@ import zipfile
 
 import numpy as np
 
-from ..errors import ModelFormatError, NbrnnError, UnsafeModelError
+from ..errors import ModelFormatError, NbrnnError, UnsafeModelError, shown
 from ._common import MAX_FILE_BYTES, MAX_TENSOR_VALUES, MAX_ZIP_RECORDS, first_repeated, read_bytes, zip_entries
 from ._common import plain as _plain
 
@@ -332,7 +332,7 @@ def _rebuild_tensor_v3(*args):
     if not isinstance(dtype, _DType):
         raise _Malformed(f"torch._utils._rebuild_tensor_v3 needs a torch dtype, not {_show(dtype)}")
     if storage.dtype.itemsize != 1:
-        raise _Malformed(f"torch._utils._rebuild_tensor_v3 needs an untyped (byte) storage, not {storage!r}")
+        raise _Malformed(f"torch._utils._rebuild_tensor_v3 needs an untyped (byte) storage, not {shown(storage)}")
     return _TensorRef(storage, offset, size, stride, dtype)
 
 
