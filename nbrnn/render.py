@@ -159,13 +159,39 @@ def _open_output(tmp: str, out: str, rate: int, channels: int, fmt: str, subtype
     try:
         return sf.SoundFile(os.fsencode(tmp), "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
     except sf.SoundFileRuntimeError as exc:
-        raise _cannot_write(out, rate, channels, fmt, subtype, exc) from None
+        raise _cannot_write(out, tmp, rate, channels, fmt, subtype, exc) from None
 
 
-def _cannot_write(out: str, rate: int, channels: int, fmt: str, subtype: str, exc: Exception) -> OutputError:
+def _cannot_write(out: str, tmp: str, rate: int, channels: int, fmt: str, subtype: str,
+                  exc: Exception) -> OutputError:
+    """The error of a file ``tmp`` (written for ``out``) that libsndfile could not open or begin: a full disk, else a
+    format that cannot hold the audio."""
+    full = _disk_full(os.path.dirname(tmp), 0)
+    if full:
+        return OutputError(f"cannot write '{out}': {_reason(exc)}{full}")
     other = "another subtype" if fmt == "WAV" else ".wav"
     return OutputError(f"output '{out}': libsndfile cannot write {channels} channel(s) at {rate} Hz as {fmt} "
-                       f"{subtype} ({str(exc).rsplit(': ', 1)[-1]}); try {other}")
+                       f"{subtype} ({_reason(exc)}); try {other}")
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words in a soundfile error (after "Error opening ...: ")."""
+    return str(exc).rsplit(": ", 1)[-1] if str(exc).startswith("Error") else str(exc)
+
+
+def _disk_full(folder: str, written: int) -> str:
+    """" (the disk is full: ...)" if the file system of ``folder`` has no more room than the ``written`` bytes of a
+    partial file already removed, plus 1 MiB; else "".  libsndfile says only "System error." when the disk is full."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder or ".").free
+    except OSError:
+        return ""
+    if free >= written + (1 << 20):
+        return ""
+    held = f" once the {written} bytes written so far are removed" if written else ""
+    return f" (the disk is full: the file system of '{folder}' has {free} bytes free{held})"
 
 
 def _check_written(tmp: str, out: str, rate: int, channels: int, frames: int, fmt: str, subtype: str) -> None:
@@ -203,23 +229,13 @@ def _probe_output(out: str, rate: int, channels: int, fmt: str, subtype: str) ->
             with _open_output(tmp, out, rate, channels, fmt, subtype) as dst:
                 dst.write(np.zeros((PROBE_FRAMES, channels)))
         except sf.SoundFileRuntimeError as exc:
-            raise _cannot_write(out, rate, channels, fmt, subtype, exc) from None
+            raise _cannot_write(out, tmp, rate, channels, fmt, subtype, exc) from None
         _check_written(tmp, out, rate, channels, PROBE_FRAMES, fmt, subtype)
 
 
-def _write_error(out: str, exc: Exception, needed: int) -> OutputError:
-    """An error while writing ``out``, about ``needed`` bytes; libsndfile says only "System error." when the disk
-    is full (measured after the partial file is gone: a file system with less room than the output needs)."""
-    import shutil
-
-    text = str(exc).rsplit(": ", 1)[-1] if str(exc).startswith("Error") else str(exc)
-    try:
-        free = shutil.disk_usage(os.path.dirname(out) or ".").free
-    except OSError:
-        free = None
-    if free is not None and free < max(needed, 1 << 20):
-        text += f" (the disk is full: its file system has {free} bytes free, the output needs about {needed})"
-    return OutputError(f"cannot write '{out}': {text}")
+def _write_error(out: str, exc: Exception, written: int) -> OutputError:
+    """An error while writing ``out`` after about ``written`` bytes (measured once the partial file is gone)."""
+    return OutputError(f"cannot write '{out}': {_reason(exc)}{_disk_full(os.path.dirname(out), written)}")
 
 
 def render(input_path, output_path, model: Model, *, method: str = "lagrange", cond=None, control_path=None,
@@ -313,7 +329,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                               **options)
         consts = _constant_knobs(model, cond, dtype) if (names and control is None) else None
         meter = Progress(frames / rate, enabled=progress)
-        needed = frames * channels * np.dtype(np.float64 if subtype == "DOUBLE" else np.float32).itemsize
+        width = channels * np.dtype(np.float64 if subtype == "DOUBLE" else np.float32).itemsize  # bytes per frame
         clipped = 0
         started = time.perf_counter()
         done = 0
@@ -361,7 +377,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                 _check_written(tmp, out, src.samplerate, channels, done, fmt, subtype)
         except sf.SoundFileRuntimeError as exc:  # writing: disk full and the like (reads raise AudioError)
             meter.end()
-            raise _write_error(out, exc, needed) from None
+            raise _write_error(out, exc, (done + block_size) * width) from None
         except BaseException:
             meter.end()
             raise

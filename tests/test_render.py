@@ -164,6 +164,60 @@ def test_failure_midway_leaves_no_file(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def _full_disk(monkeypatch, free, fail_at):
+    """libsndfile fails with its "System error." at ``fail_at`` ('open' or 'write') on outputs (not on the format
+    probe), and the file system reports ``free`` bytes."""
+    import collections
+    import shutil
+
+    def check(name):
+        if "probe" not in os.path.basename(os.fsdecode(name)):
+            raise sf.LibsndfileError(2, f"Error {'opening' if fail_at == 'open' else 'writing'} {name!r}: ")
+
+    class Full(sf.SoundFile):
+        def __init__(self, file, mode="r", *args, **kwargs):
+            if mode == "w" and fail_at == "open":
+                check(file)
+            super().__init__(file, mode, *args, **kwargs)
+
+        def write(self, data):
+            if fail_at == "write":
+                check(self.name)
+            return super().write(data)
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(sf, "SoundFile", Full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 40, (1 << 40) - free, free))
+
+
+@pytest.mark.parametrize("fail_at", ["open", "write"])
+def test_a_full_disk_is_named_as_such_and_nothing_else_is(tmp_path, monkeypatch, fail_at):
+    """A full disk when the output was opened was blamed on the format ("cannot write ... as WAV PCM_16; try
+    another subtype"); and after a WAV streamed through a pipe (header: 0xFFFFFFFF bytes), any write error was
+    called a full disk, measured against the header's length."""
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(3000, 2), 44100)
+    model = nbrnn.load(MODEL)
+    _full_disk(monkeypatch, 5000, fail_at)
+    with pytest.raises(nbrnn.OutputError) as err:
+        render(src, tmp_path / "out.wav", model, block_size=1000, progress=False)
+    assert re.fullmatch(r"cannot write '.*out\.wav': System error\. \(the disk is full: the file system of '.*' "
+                        r"has 5000 bytes free( once the \d+ bytes written so far are removed)?\)", str(err.value))
+    _full_disk(monkeypatch, 1 << 30, fail_at)  # room enough: something else went wrong
+    with pytest.raises(nbrnn.OutputError) as err:
+        render(src, tmp_path / "out.wav", model, block_size=1000, progress=False)
+    assert "disk is full" not in str(err.value) and "System error" in str(err.value)
+    data = src.read_bytes()  # the same through a pipe, as sox writes it: the header declares 2**31 - 1 frames
+    start = data.index(b"data") + 8
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as pipe:
+        pipe.write(data[:4] + b"\xff" * 4 + data[8:start - 4] + b"\xff" * 4 + data[start:])
+    with os.fdopen(read, "rb"), pytest.raises(nbrnn.OutputError) as err:
+        render(f"/dev/fd/{read}", tmp_path / "out.wav", model, block_size=1000, progress=False)
+    assert "disk is full" not in str(err.value) and "System error" in str(err.value)
+    assert _leftovers(tmp_path) == []
+
+
 def test_interrupt_leaves_no_file(tmp_path, monkeypatch):
     src = tmp_path / "in.wav"
     sf.write(src, _signal(5000, 1), 44100)
