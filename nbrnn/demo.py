@@ -23,6 +23,7 @@ import numpy as np
 
 from ._atomic import _place_new, atomic_output, check_destination, check_flag
 from .errors import ArgumentError, NbrnnError, OutputError, shown
+from .network import is_real
 
 RATES = (44100, 48000, 88200, 96000, 192000)
 METHODS = (("naive", {}), ("stn", {}), ("linear", {}), ("allpass", {}), ("lagrange", {"order": 3}),
@@ -72,9 +73,9 @@ def run_demo(out_dir: str, *, seconds: float = 2.0, dtype: str = "float64", stre
 
     log = stream or sys.stdout
     overwrite = check_flag(overwrite, "overwrite")
-    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-            or not SECONDS[0] <= seconds <= SECONDS[1]):  # NaN too
+    if not is_real(seconds) or not SECONDS[0] <= seconds <= SECONDS[1]:  # NaN too
         raise ArgumentError(f"Argument 'seconds' must be from {SECONDS[0]:g} to {SECONDS[1]:g}, not {shown(seconds)}")
+    seconds = float(seconds)
     created, path = [], os.path.abspath(out_dir)  # the folders this run makes, innermost first
     while not os.path.lexists(path) and path != os.path.dirname(path):
         created.append(path)

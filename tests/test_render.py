@@ -608,10 +608,14 @@ def test_cli_options_are_checked_not_ignored(tmp_path):
 def test_demo_checks_its_length_before_writing(tmp_path):
     from nbrnn.demo import run_demo
 
-    for seconds in (1e-9, 0.1, 1e12, float("nan")):
+    for seconds in (1e-9, 0.1, 1e12, float("nan"), np.float32("nan"), True, "2"):
         with pytest.raises(nbrnn.ArgumentError, match="seconds"):
             run_demo(str(tmp_path / "demo"), seconds=seconds)
     assert not (tmp_path / "demo").exists()
+    (tmp_path / "file").write_bytes(b"")
+    for seconds in (np.float32(0.4), np.int64(1)):  # NumPy's numbers were refused; here the folder fails next
+        with pytest.raises(nbrnn.OutputError, match="cannot create the demo folder"):
+            run_demo(str(tmp_path / "file" / "demo"), seconds=seconds)
 
 
 @pytest.mark.parametrize("empty", [{}, [], ()])
