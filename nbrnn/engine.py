@@ -239,10 +239,11 @@ MIN_PADDED = {("lstm", 4): 16}
 MIN_GATES = {("gru", 4): 64}
 #: Padded hidden sizes of a single LSTM or GRU layer (one to eight inputs, :func:`_register_shape`) that runs on
 #: the kernel keeping its state in SIMD registers (``_kernels.lstm_small``, ``gru_small``), plain or with a CHAIN
-#: plan, by cell and dtype item size; same bits as the generic kernel (docs/speed.md, items 12-13).  Not
+#: plan, by cell and dtype item size; same bits as the generic kernel (docs/speed.md, items 12-13 and 21).  Not
 #: the float64 LSTM at 32 (plain 6-8 % slower than the generic kernel: its four gate vectors of 32 float64
-#: crowd the registers); not 24 or 40 (LLVM's code for vectors of 24 or 40 lanes ran 2-5 times slower).
-SMALL = {("lstm", 4): (8, 16, 32), ("lstm", 8): (8, 16), ("gru", 4): (8, 16, 32), ("gru", 8): (8, 16, 32)}
+#: crowd the registers), nor the float64 GRU at 32 (3-6 % faster than the generic kernel on Zen 5, 12 % slower
+#: on Zen 4); not 24 or 40 (LLVM's code for vectors of 24 or 40 lanes ran 2-5 times slower).
+SMALL = {("lstm", 4): (8, 16, 32), ("lstm", 8): (8, 16), ("gru", 4): (8, 16, 32), ("gru", 8): (8, 16)}
 #: Samples per chunk when a stack has several recurrent layers (the states passed between layers hold one chunk).
 STACK_CHUNK = 1024
 #: Samples per chunk when one recurrent layer has dense layers in front or behind (their outputs hold one chunk):

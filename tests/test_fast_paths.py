@@ -367,7 +367,7 @@ SMALL_PLANS = [(48000, dict(method="naive")), (52000, dict(method="lagrange")),
 @pytest.mark.parametrize("cell,h,dtype", [("lstm", 5, "float32"), ("lstm", 8, "float64"), ("lstm", 12, "float32"),
                                           ("lstm", 3, "float64"), ("gru", 7, "float32"), ("gru", 16, "float64"),
                                           ("lstm", 32, "float32"), ("gru", 27, "float32"), ("lstm", 14, "float64"),
-                                          ("gru", 30, "float64"), ("gru", 13, "float32"), ("gru", 6, "float64")])
+                                          ("gru", 11, "float64"), ("gru", 13, "float32"), ("gru", 6, "float64")])
 def test_register_kernel_is_bit_exact(cell, h, dtype, rate, opts, activations, monkeypatch):
     """A single small LSTM or GRU with its state in SIMD registers (plain, CHAIN plans) gives the generic
     kernel's result bit for bit, on one channel and on two, fed in two blocks, and leaves the same state."""
@@ -395,7 +395,7 @@ def _check_register_kernel(cell, h, dtype, rate, opts, activations, inputs, monk
                          ids=[f"{p[1]['method']}-{p[0]}" for p in SMALL_PLANS[:2] + SMALL_PLANS[-1:]])
 @pytest.mark.parametrize("cell,h,dtype,inputs", [("lstm", 8, "float32", 2), ("lstm", 32, "float32", 3),
                                                  ("gru", 12, "float32", 3), ("lstm", 16, "float64", 2),
-                                                 ("gru", 32, "float64", 7), ("gru", 8, "float32", 2)])
+                                                 ("gru", 16, "float64", 7), ("gru", 8, "float32", 2)])
 def test_register_kernel_takes_conditioning_inputs(cell, h, dtype, inputs, rate, opts, activations, monkeypatch):
     """Two to seven inputs (the signal and conditioning values): the register kernel's extra multiply-adds
     give the generic kernel's bits."""
