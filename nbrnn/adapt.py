@@ -126,14 +126,20 @@ def is_choice(value, choices) -> bool:
     return isinstance(value, str) and value in choices
 
 
+def real_float(value) -> float:
+    """``float(value)``, but a Python integer beyond float64's range gives ±Inf instead of raising OverflowError
+    (so that the range checks after it refuse it with their own message)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def check_rate(value, name: str = "sample_rate") -> float:
     """A sample rate argument: a number of Hz from ``MIN_RATE`` to ``MAX_RATE``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating, Fraction)):
         raise ArgumentError(f"Argument '{name}' must be a number of Hz, not {type(value).__name__} ({value!r})")
-    try:
-        value = float(value)
-    except OverflowError:
-        value = math.inf
+    value = real_float(value)
     if not MIN_RATE <= value <= MAX_RATE:  # NaN too
         raise ArgumentError(f"Argument '{name}' must be from 1 Hz to 100 MHz, not {value:g}")
     return value

@@ -44,6 +44,7 @@ from scipy import signal as sps
 from scipy.special import erf
 
 from nbrnn._kernels import _CACHE
+from nbrnn.adapt import real_float
 from nbrnn.errors import ArgumentError, AudioError, shown
 
 __all__ = [
@@ -480,10 +481,7 @@ def test_signal(sample_rate: float, seconds: float = 2.0) -> np.ndarray:
 def _check_real(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentError(f"Argument '{name}' must be a real number, not {shown(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # a Python integer beyond float64
-        number = math.inf
+    number = real_float(value)
     if not math.isfinite(number):
         raise ArgumentError(f"Argument '{name}' must be finite, not {shown(value)}")
     return number

@@ -29,6 +29,7 @@ import operator
 
 import numpy as np
 
+from nbrnn.adapt import real_float
 from nbrnn.errors import ArgumentError, shown
 
 __all__ = ["minimax_kernel", "minimax_error", "MAX_ORDER", "DEFAULT_GRID"]
@@ -216,8 +217,8 @@ def _check_common(delta, bandwidth, grid):
     if isinstance(delta, (bool, str, bytes)):
         raise ArgumentError(f"Argument 'delta' must be a finite real number, not {shown(delta)}")
     try:
-        number = float(delta)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: a Python integer beyond float64
+        number = real_float(delta)
+    except (TypeError, ValueError):
         number = None
     if number is None or not math.isfinite(number):
         raise ArgumentError(f"Argument 'delta' must be a finite real number, not {shown(delta)}")
@@ -225,8 +226,8 @@ def _check_common(delta, bandwidth, grid):
     if isinstance(bandwidth, (bool, str, bytes)):
         raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {shown(bandwidth)}")
     try:
-        number = float(bandwidth)
-    except (TypeError, ValueError, OverflowError):
+        number = real_float(bandwidth)
+    except (TypeError, ValueError):
         raise ArgumentError(f"Argument 'bandwidth' must be a number in (0, 1), not {shown(bandwidth)}") from None
     if not 0.0 < number < 1.0:
         raise ArgumentError(

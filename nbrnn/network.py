@@ -10,12 +10,11 @@ reordering, transposes, bias folding, stored initial states) ends at the loader.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 
-from .adapt import check_rate, is_choice
+from .adapt import check_rate, is_choice, real_float
 from .errors import ArgumentError, ModelShapeError, plain, shown
 
 #: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
@@ -50,7 +49,7 @@ def check_gain(value: Any, name: str) -> float:
     """A linear gain from :data:`MIN_GAIN` to :data:`MAX_GAIN`, as a float."""
     if not is_real(value):
         raise ArgumentError(f"Argument '{name}' must be a number (a linear gain), not {type(value).__name__}")
-    gain = float(real_array(value)[0])  # float() of a Python integer beyond float64 raises OverflowError
+    gain = real_float(value)
     if not MIN_GAIN <= gain <= MAX_GAIN:  # NaN too
         raise ArgumentError(f"Argument '{name}' must be a linear gain from {MIN_GAIN:g} to {MAX_GAIN:g} "
                             f"(±120 dB), not {shown(gain)}")
@@ -77,10 +76,7 @@ def real_array(value: Any) -> tuple:
     A lone Python integer is taken as the float it rounds to (±Inf beyond float64's range): NumPy would hold one
     beyond 64 bits as an object."""
     if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            value = float(value)
-        except OverflowError:
-            value = math.inf if value > 0 else -math.inf
+        value = real_float(value)
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError, OverflowError):

@@ -9,7 +9,7 @@ import stat
 
 import numpy as np
 
-from ..adapt import MAX_RATE, MIN_RATE
+from ..adapt import MAX_RATE, MIN_RATE, real_float
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain, shown
 
 #: Largest model file any loader reads (a guard against unbounded memory on hostile input).
@@ -180,10 +180,7 @@ def rate_value(value, name: str, source: str) -> float:
                 f"{source}: '{name}' must be a sample rate in Hz, not {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelFormatError(f"{source}: '{name}' must be a sample rate in Hz, not {shown(value)}")
-    try:
-        value = float(value)
-    except OverflowError:  # an integer beyond float's range
-        value = math.inf
+    value = real_float(value)
     if not math.isfinite(value) or value <= 0:
         raise ModelFormatError(f"{source}: '{name}' must be a sample rate > 0 Hz, not {shown(value)}")
     if not MIN_RATE <= value <= MAX_RATE:  # the rates every entry point accepts (adapt.check_rate)
