@@ -32,6 +32,8 @@ ALIASES = {"none": "naive", "nointerp": "integer", "lidl": "linear", "lin": "lin
 PLACEMENTS = ("paper", "centred")
 OUTPUTS = ("fresh", "delayed")
 RESAMPLERS = ("polyphase", "fft")
+#: What ``oversample`` may run at the oversampled rate: the methods that design their own taps for a ratio.
+INNER_METHODS = tuple(m for m in METHODS if m not in ("oversample", "resample", "fir"))
 #: The methods each option of :func:`make_plan` applies to (``output`` applies to all); an option given
 #: for any other method is an error rather than silently ignored.
 OPTION_METHODS = {"order": ("lagrange", "minimax"), "placement": ("lagrange",), "kernel": ("fir",),
@@ -102,11 +104,18 @@ def _means_cubic(method) -> bool:
 
 
 def lagrange_weights(delta: float, order: int) -> np.ndarray:
-    """Lagrange interpolation weights ℓ_m(δ) = Π_{k≠m} (δ−k)/(m−k), m = 0..order.
+    """Lagrange interpolation weights ℓ_m(δ) = Π_{k≠m} (δ−k)/(m−k), m = 0..order (0 .. ``MAX_ORDER``).
 
     ``δ`` is the fractional position measured from the first tap; ``δ`` outside
-    ``[0, order]`` extrapolates (used below the trained rate).
+    ``[0, order]`` extrapolates (used below the trained rate), at most ``MAX_RATIO`` taps away.
     """
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 0 <= order <= MAX_ORDER:
+        raise ArgumentError(f"Argument 'order' must be an integer from 0 to {MAX_ORDER}, not {shown(order)}")
+    if not _is_number(delta) or not abs(real_float(delta)) <= MAX_RATIO:  # NaN too
+        raise ArgumentError(f"Argument 'delta' must be a real number from {-MAX_RATIO:g} to {MAX_RATIO:g}, "
+                            f"not {shown(delta)}")
+    delta = real_float(delta)
+    order = int(order)
     m = np.arange(order + 1, dtype=np.float64)
     w = np.ones(order + 1)
     for k in range(order + 1):
@@ -116,7 +125,13 @@ def lagrange_weights(delta: float, order: int) -> np.ndarray:
 
 
 def allpass_coefficient(alpha: float) -> float:
-    """First-order allpass coefficient a = (1 − α)/(1 + α) for a fractional delay α."""
+    """First-order allpass coefficient a = (1 − α)/(1 + α) for a fractional delay α (a real number above −1;
+    the allpass is stable for α > 0)."""
+    if not _is_number(alpha) or not real_float(alpha) > -1.0:  # NaN too
+        raise ArgumentError(f"Argument 'alpha' must be a real number above -1, not {shown(alpha)}")
+    alpha = real_float(alpha)
+    if math.isinf(alpha):
+        return -1.0
     return (1.0 - alpha) / (1.0 + alpha)
 
 
@@ -124,6 +139,16 @@ def is_choice(value, choices) -> bool:
     """Whether ``value`` is one of the names ``choices`` (a string first: an array would make ``in`` ambiguous,
     a list unhashable)."""
     return isinstance(value, str) and value in choices
+
+
+def is_real(value) -> bool:
+    """Whether ``value`` is one real number (Python's or NumPy's; not a bool)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _is_number(value) -> bool:
+    """A real number or a ``Fraction`` (which the rate arguments take too)."""
+    return is_real(value) or isinstance(value, Fraction)
 
 
 def real_float(value) -> float:
@@ -152,17 +177,25 @@ def _order(order, method: str, name: str = "order") -> int:
     return int(order)
 
 
-def canonical_method(method: str) -> str:
-    """Resolve aliases (``'cubic'`` → ``'lagrange'``) and check the name."""
+def canonical_method(method: str, argument: str = "method", choices: tuple = METHODS) -> str:
+    """Resolve aliases (``'cubic'`` → ``'lagrange'``) and check the name against ``choices`` (what
+    ``argument``, the name in the message, may be)."""
     if not isinstance(method, str):
-        raise ArgumentError(f"Argument 'method' must be a string such as 'lagrange', not {shown(method)}")
+        raise ArgumentError(f"Argument '{argument}' must be a string such as 'lagrange', not {shown(method)}")
     name = method.strip().lower()
     name = ALIASES.get(name, name)
-    if name not in METHODS:
+    if name not in choices:
         raise ArgumentError(
-            f"Argument 'method' must be one of {', '.join(METHODS)} (or an alias: "
+            f"Argument '{argument}' must be one of {', '.join(choices)} (or an alias: "
             f"{', '.join(sorted(ALIASES))}), not {shown(method)}")
     return name
+
+
+def number_text(value: float) -> str:
+    """``value`` in six significant digits, or in full when those would show another number (R = 0.99999999
+    must not read as 1 in a message that refuses it for being below 1)."""
+    short = f"{value:.6g}"
+    return short if float(short) == value else repr(float(value))
 
 
 def _fir_plan(method, ratio, delays, weights, delayed, description, **extra) -> Plan:
@@ -173,6 +206,21 @@ def _fir_plan(method, ratio, delays, weights, delayed, description, **extra) -> 
         raise ArgumentError(f"the delay line for R = {ratio:g} would need {depth} states per layer "
                             f"(more than {MAX_DEPTH}); check the sample rates")
     return Plan(method, ratio, KIND_FIR, delays, weights, depth, delayed, description=description, **extra)
+
+
+def _oversampled_rate(fs: float, fs_run: float, factor: int) -> float:
+    """``factor · fs_run``, the rate ``oversample`` runs the model at; when ``factor · R`` is an integer up to
+    rounding (within 1e-12), a rate at which R is exactly that integer (so that ``44100/41`` Hz ×41 runs the
+    integer-delay plan at R = 1, not an extrapolation at R = 1 − 2e-16)."""
+    rate = fs_run * factor
+    nearest = round(rate / fs)
+    if nearest >= 1 and abs(rate / fs - nearest) <= 1e-12 * nearest:
+        rate = fs * nearest
+        for _ in range(4):  # the product rounds: step to the neighbouring float until rate / fs is exact
+            if rate / fs == nearest:
+                break
+            rate = math.nextafter(rate, math.inf if rate / fs < nearest else -math.inf)
+    return rate
 
 
 def lagrange_placement(ratio: float, order: int, placement: str) -> int:
@@ -229,6 +277,8 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
     fs_run = check_rate(sample_rate, "sample_rate")
     name = canonical_method(method)
     if name == "lagrange" and _means_cubic(method):
+        if order is not None:
+            _order(order, method)
         if order not in (None, 3):
             raise ArgumentError(f"method {method!r} means Lagrange order 3; got order={order!r} (use 'lagrange')")
         order = 3
@@ -259,7 +309,8 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
     if name == "linear":
         if below:
             raise ArgumentError(
-                f"method 'linear' needs R = sample_rate/trained_rate >= 1, not {ratio:.6g} ({fs_run:g}/{fs:g} Hz): "
+                f"method 'linear' needs R = sample_rate/trained_rate >= 1, not {number_text(ratio)} "
+                f"({number_text(fs_run)}/{number_text(fs)} Hz): "
                 f"below the trained rate use method='lagrange' (extrapolation), 'oversample' or 'resample'")
         k = int(math.floor(ratio))
         alpha = ratio - k
@@ -284,7 +335,8 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         bandwidth = 0.5 if bandwidth is None else bandwidth
         w = minimax_kernel(delta, n, bandwidth)
         return _fir_plan(name, ratio, np.arange(d0, d0 + n + 1), w, delayed,
-                         f"minimax FIR order {n} on delays {d0}..{d0 + n} (delta = {delta:.6g}, band {bandwidth:g})")
+                         f"minimax FIR order {n} on delays {d0}..{d0 + n} (delta = {delta:.6g}, band "
+                         f"{float(bandwidth):g})")
     if name == "fir":
         if kernel is None:
             raise ArgumentError("method 'fir' needs Argument 'kernel': the taps k_0..k_M applied to delays 1..M+1")
@@ -305,7 +357,8 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
     if name == "allpass":
         if below:
             raise ArgumentError(
-                f"method 'allpass' needs R = sample_rate/trained_rate >= 1, not {ratio:.6g} ({fs_run:g}/{fs:g} Hz): "
+                f"method 'allpass' needs R = sample_rate/trained_rate >= 1, not {number_text(ratio)} "
+                f"({number_text(fs_run)}/{number_text(fs)} Hz): "
                 f"below the trained rate use method='lagrange' (extrapolation), 'oversample' or 'resample'")
         k = int(math.floor(ratio))
         alpha = ratio - k
@@ -319,11 +372,9 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
         return Plan(name, ratio, KIND_STN, np.array([1], dtype=np.int64), np.array([1.0 / ratio]), 1, delayed,
                     description=f"state-trajectory rescale with gain 1/R = {1.0 / ratio:.6g}")
     if name == "oversample":
-        inner_name = canonical_method("lagrange" if inner is None else inner)
-        if inner_name in ("oversample", "resample", "fir"):  # fir: its kernel is for one ratio, not given here
-            raise ArgumentError(f"Argument 'inner' must be a delay-line method that designs its own taps, not "
-                                f"{inner!r}")
-        if factor is None:
+        inner_name = canonical_method("lagrange" if inner is None else inner, "inner", INNER_METHODS)
+        chosen = factor is None
+        if chosen:
             factor = max(1, math.ceil(1.0 / ratio - 1e-12))
             if factor > 64:
                 raise ArgumentError(
@@ -331,18 +382,26 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
                     f"{factor}, more than 64: use method 'resample'")
         if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or not 1 <= factor <= 64:
             raise ArgumentError(f"Argument 'factor' must be an integer from 1 to 64, not {shown(factor)}")
-        if factor * ratio < 1.0 - 1e-12:
-            raise ArgumentError(f"Argument 'factor' = {factor} leaves L*R = {factor * ratio:.6g} < 1; "
+        factor = int(factor)
+        inner_rate = _oversampled_rate(fs, fs_run, factor)
+        by = f"oversampling by {factor}" + ("" if chosen else " (Argument 'factor')")
+        if inner_rate < fs:
+            raise ArgumentError(f"Argument 'factor' = {factor} leaves L*R = {number_text(factor * ratio)} < 1; "
                                 f"use factor >= {math.ceil(1.0 / ratio - 1e-12)}")
+        if inner_rate > MAX_RATE:
+            raise ArgumentError(f"{by} would run the model at {inner_rate:g} Hz, beyond {MAX_RATE:g} Hz: use method "
+                                f"'resample'" + ("" if chosen else " or a smaller factor"))
+        if inner_rate / fs > MAX_RATIO:
+            raise ArgumentError(f"{by} makes L*R = {inner_rate / fs:.6g}, beyond {MAX_RATIO:g}: use a smaller factor")
         if inner_order is not None and inner_name not in OPTION_METHODS["order"]:
             raise ArgumentError(f"Argument 'inner_order' applies to inner methods 'lagrange' and 'minimax', "
                                 f"not to {inner!r}")
+        if inner_order is not None:
+            _order(inner_order, inner_name, "inner_order")
         if inner is not None and _means_cubic(inner) and inner_order not in (None, 3):
             raise ArgumentError(f"inner={inner!r} means Lagrange order 3; got inner_order={inner_order!r} "
                                 f"(use inner='lagrange')")
-        if inner_order is not None:
-            _order(inner_order, inner_name, "inner_order")
-        core = make_plan(fs, fs_run * factor, inner_name, output=output, order=inner_order)
+        core = make_plan(fs, inner_rate, inner_name, output=output, order=inner_order)
         return dataclasses.replace(
             core, method=name, oversample=int(factor),
             description=f"oversample x{factor}, then {core.description}, then filter and decimate")

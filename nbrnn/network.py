@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .adapt import check_rate, is_choice, real_float
+from .adapt import check_rate, is_choice, is_real, real_float  # is_real: also imported from here
 from .errors import ArgumentError, ModelShapeError, plain, shown
 
 #: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
@@ -38,11 +38,6 @@ MAX_PARAMETERS = 1 << 24
 
 #: The range of :attr:`Network.input_gain` and :attr:`Network.output_gain` (±120 dB).
 MIN_GAIN, MAX_GAIN = 1e-6, 1e6
-
-
-def is_real(value) -> bool:
-    """Whether ``value`` is one real number (Python's or NumPy's; not a bool)."""
-    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 def check_gain(value: Any, name: str) -> float:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import reference
-from .adapt import KIND_ALLPASS, KIND_STN
-from .errors import ArgumentError, shown
+from .adapt import KIND_ALLPASS, KIND_STN, Plan
+from .errors import ArgumentError, UnstableError, shown
 from .model import Model
 from .network import is_real
 
 #: Most rows of a loop matrix built here (the state size times the plan's depth): 128 MiB of float64, and about a
 #: minute for its eigenvalues; larger loops are refused before anything is allocated.
 MAX_LOOP_SIZE = 4096
+#: Newton steps :func:`loop_fixed_point` takes at most.
+NEWTON_STEPS = 50
 
 
 def _check_model(model) -> None:
@@ -65,6 +67,55 @@ def _split(network, flat):
     return out
 
 
+def _silence(model: Model, cond) -> np.ndarray:
+    """One step's input on silence: zero audio, the conditioning inputs at ``cond``."""
+    net = model.network
+    x = np.zeros(net.input_size)
+    if net.input_size > 1:
+        x[1:] = model.inputs(np.zeros(1), cond)[0, 0, 1:]
+    return x
+
+
+def _step(model: Model, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+    net = model.network
+    return np.concatenate(reference.step(net, x, _split(net, state))[0])
+
+
+def loop_gain(plan) -> float:
+    """What the plan's delay line passes at DC: the sum of its FIR taps (1 up to rounding for every
+    interpolator; any number for a ``fir`` kernel), 1 for the allpass and the state-trajectory rescale."""
+    if plan.kind in (KIND_ALLPASS, KIND_STN):
+        return 1.0
+    return float(np.sum(plan.tap_weight))
+
+
+def loop_fixed_point(model: Model, plan, cond=None, seconds: float = 0.25) -> np.ndarray:
+    """The fresh state s the adapted loop of ``plan`` holds on silence (it feeds back g·s, g =
+    :func:`loop_gain`): the plain model's (:func:`fixed_point`) when the delay line passes DC unchanged (g = 1
+    within 1e-9), else the solution of s = F(g·s) (F: one step of the model from the fed-back state) that
+    Newton's method reaches from the plain model's."""
+    state = fixed_point(model, cond, seconds)
+    gain = loop_gain(_check_plan(plan))
+    if abs(gain - 1.0) <= 1e-9 or state.size == 0:
+        return state
+    x = _silence(model, cond)
+    eye = np.eye(state.size)
+    for _ in range(NEWTON_STEPS):
+        residual = state - _step(model, x, gain * state)
+        jac = jacobian(model, gain * state, cond)
+        try:
+            step = np.linalg.solve(eye - gain * jac, residual)
+        except np.linalg.LinAlgError:
+            break
+        state = state - step
+        if not np.isfinite(state).all():
+            break
+        if np.max(np.abs(step)) <= 1e-13 * (1.0 + np.max(np.abs(state))):
+            return state
+    raise UnstableError(f"the loop of {plan.description or plan.method} (its taps sum to {gain:.6g}, not 1) has no "
+                        f"fixed point on silence near the plain model's: there is no state to linearise around")
+
+
 def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> np.ndarray:
     """d(fresh state)/d(fed-back state) of one step with silent audio, by central differences of step ``eps``
     (at most 1) around ``state``, every recurrent layer's state concatenated."""
@@ -79,17 +130,13 @@ def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> n
         raise ArgumentError("Argument 'state' holds NaN/Inf values")
     state = state.astype(np.float64)
     eps = _positive(eps, "eps", 1.0)
-    x = np.zeros(net.input_size)
-    if net.input_size > 1:
-        x[1:] = model.inputs(np.zeros(1), cond)[0, 0, 1:]
+    x = _silence(model, cond)
     jac = np.empty((size, size))
     for j in range(size):
         plus, minus = state.copy(), state.copy()
         plus[j] += eps
         minus[j] -= eps
-        f_plus = np.concatenate(reference.step(net, x, _split(net, plus))[0])
-        f_minus = np.concatenate(reference.step(net, x, _split(net, minus))[0])
-        jac[:, j] = (f_plus - f_minus) / (2 * eps)
+        jac[:, j] = (_step(model, x, plus) - _step(model, x, minus)) / (2 * eps)
     return jac
 
 
@@ -111,9 +158,27 @@ def _check_loop_size(state_size: int, plan) -> None:
             f"or a rate nearer the trained one)")
 
 
+def _check_plan(plan):
+    if not isinstance(plan, Plan):
+        raise ArgumentError(f"Argument 'plan' must be a Plan (nbrnn.make_plan, Model.plan), not "
+                            f"{type(plan).__name__}")
+    return plan
+
+
 def loop_matrix(jac: np.ndarray, plan) -> np.ndarray:
-    """The linearised closed loop of ``plan`` around a step with Jacobian ``jac`` (at most :data:`MAX_LOOP_SIZE`
-    rows)."""
+    """The linearised closed loop of ``plan`` around a step with Jacobian ``jac`` (a square real matrix; at most
+    :data:`MAX_LOOP_SIZE` rows in all)."""
+    _check_plan(plan)
+    try:
+        jac = np.asarray(jac)
+    except (TypeError, ValueError):  # ragged nested lists
+        jac = np.asarray(None)
+    if jac.dtype.kind not in "fiu" or jac.ndim != 2 or jac.shape[0] != jac.shape[1]:
+        raise ArgumentError(f"Argument 'jac' must be a square 2-D array of real numbers, not a {jac.dtype} array "
+                            f"of shape {jac.shape}")
+    if not np.isfinite(jac).all():
+        raise ArgumentError("Argument 'jac' holds NaN/Inf values")
+    jac = jac.astype(np.float64)
     s = jac.shape[0]
     _check_loop_size(s, plan)
     if plan.kind == KIND_STN:
@@ -164,5 +229,6 @@ def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", 
     _check_model(model)
     plan = model.plan(sample_rate, method, **options)
     _check_loop_size(_state_size(model.network), plan)
-    jac = jacobian(model, fixed_point(model, cond), cond)
+    state = loop_fixed_point(model, plan, cond)
+    jac = jacobian(model, loop_gain(plan) * state, cond)  # at the state fed back: the taps' sum times the state
     return float(np.max(np.abs(np.linalg.eigvals(loop_matrix(jac, plan))), initial=0.0))  # no state: no loop

@@ -257,3 +257,73 @@ def test_plan_check_numbers_of_the_simple_methods():
     assert make_plan(44100, 3.4 * 44100, "lagrange", placement="centred").tap_delay.tolist() == [2, 3, 4, 5]
     assert make_plan(44100, 3.4 * 44100, "lagrange", order=4, placement="centred").tap_delay.tolist() == [
         1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("inner", ["allpass", "linear", "lagrange", "minimax"])
+@pytest.mark.parametrize("trained,run", [(44100, 44100 / 41), (44100.0000000001, 44100)])
+def test_oversampling_to_the_trained_rate_up_to_rounding_is_the_integer_delay(inner, trained, run):
+    """L·R = 1 that rounds to 1 − 2e-16 was refused by allpass and linear ('needs R >= 1, not 1') and made
+    Lagrange extrapolate with weights such as [1, −3e-16, …]."""
+    plan = make_plan(trained, run, "oversample", inner=inner)
+    assert plan.ratio == 1.0
+    assert plan.tap_delay[np.nonzero(plan.tap_weight)].tolist() == [1]
+    assert plan.tap_weight[plan.tap_delay == 1].tolist() == [1.0]
+
+
+def test_oversample_messages_name_what_the_caller_gave():
+    with pytest.raises(nbrnn.ArgumentError, match=r"Argument 'inner' must be one of naive, .*, stn \(or an alias"):
+        make_plan(44100, 20000, "oversample", inner="allpas")
+    with pytest.raises(nbrnn.ArgumentError, match="Argument 'inner' must be a string"):
+        make_plan(44100, 20000, "oversample", inner=3)
+    with pytest.raises(nbrnn.ArgumentError, match=r"oversampling by 2 would run the model at 1.2e\+08 Hz, beyond "
+                                                  r"1e\+08 Hz: use method 'resample'$"):
+        make_plan(1e8, 6e7, "oversample")
+    with pytest.raises(nbrnn.ArgumentError, match=r"oversampling by 64 \(Argument 'factor'\) makes L\*R = 1333.33, "
+                                                  r"beyond 1024"):
+        make_plan(48000, 1e6, "oversample", factor=64)
+    with pytest.raises(nbrnn.ArgumentError, match=r"'factor' = 2 leaves L\*R = 0.8333333333333334 < 1; use factor "
+                                                  r">= 3"):
+        make_plan(48000, 20000, "oversample", factor=2)
+
+
+def test_cubic_takes_the_same_orders_as_lagrange():
+    for method, kw in (("cubic", {"order": 3.0}), ("oversample", {"inner": "cubic", "inner_order": 3.0})):
+        with pytest.raises(nbrnn.ArgumentError, match="must be an integer from 1 to 64, not 3.0"):
+            make_plan(48000, 20000, method, **kw)
+    assert make_plan(48000, 20000, "cubic", order=np.int64(3)).tap_weight.size == 4
+
+
+def test_a_fraction_bandwidth_designs_the_kernel():
+    from fractions import Fraction
+
+    plan = make_plan(48000, 50000, "minimax", bandwidth=Fraction(1, 2))
+    assert np.array_equal(plan.tap_weight, make_plan(48000, 50000, "minimax", bandwidth=0.5).tap_weight)
+    assert plan.description.endswith("band 0.5)")
+
+
+@pytest.mark.parametrize("method", ["linear", "allpass"])
+def test_a_ratio_refused_for_being_below_1_does_not_read_as_1(method):
+    with pytest.raises(nbrnn.ArgumentError, match=r">= 1, not 0.9999999979166667 \(47999.9999/48000 Hz\)"):
+        make_plan(48000, 47999.9999, method)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: lagrange_weights(-0.5, -1), "'order' must be an integer from 0 to 64, not -1"),
+    (lambda: lagrange_weights(0.5, 2.5), "'order' must be an integer from 0 to 64, not 2.5"),
+    (lambda: lagrange_weights(float("nan"), 2), "'delta' must be a real number from -1024 to 1024, not nan"),
+    (lambda: lagrange_weights(1e308, 2), "'delta' must be a real number from -1024 to 1024, not 1e\\+308"),
+    (lambda: lagrange_weights("0.5", 2), "'delta' must be a real number"),
+    (lambda: allpass_coefficient(-1), "'alpha' must be a real number above -1, not -1"),
+    (lambda: allpass_coefficient(float("nan")), "'alpha' must be a real number above -1, not nan"),
+])
+def test_the_interpolator_helpers_check_their_arguments(call, match):
+    with pytest.raises(nbrnn.ArgumentError, match=match):
+        call()
+
+
+def test_the_interpolator_helpers_take_what_the_rates_take():
+    from fractions import Fraction
+
+    np.testing.assert_allclose(lagrange_weights(Fraction(1, 3), 3), lagrange_weights(1 / 3, 3), rtol=1e-15)
+    assert lagrange_weights(0.3, 0).tolist() == [1.0]
+    assert allpass_coefficient(np.float32(0.5)) == pytest.approx(1 / 3)

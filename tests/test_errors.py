@@ -511,8 +511,8 @@ def test_a_failed_reset_leaves_nothing_to_continue(model):
     (40000, {"method": "oversample", "inner": "cubic", "inner_order": 5},
      r"inner='cubic' means Lagrange order 3; got inner_order=5"),
     # was accepted, then asked for a 'kernel', which oversample refuses
-    (40000, {"method": "oversample", "inner": "fir"}, r"'inner' must be a delay-line method that designs its own "
-                                                       r"taps, not 'fir'"),
+    (40000, {"method": "oversample", "inner": "fir"}, r"'inner' must be one of naive, integer, linear, lagrange, "
+                                                       r"allpass, minimax, stn \(or an alias: .*\), not 'fir'"),
     (48000, {"method": "fir", "kernel": np.array([1 + 1j])}, "1-D array of real numbers"),
     (48000, {"method": "fir", "kernel": np.ones(70000)}, "at most 65536 taps, not 70000"),
     (48000, {"method": "fir", "kernel": [1e39, 1.0], "dtype": "float32"},

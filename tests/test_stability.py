@@ -59,3 +59,61 @@ def test_loops_too_large_to_analyse_are_refused_before_they_are_built(rate, meth
 def test_a_network_without_recurrent_layers_has_no_loop():
     model = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.1], "tanh"),)))
     assert stability.spectral_radius(model, 96000) == 0.0
+
+
+@pytest.mark.parametrize("kernel", [[1.3], [0.7, 0.2], [1.2]])
+def test_a_kernel_not_summing_to_1_is_linearised_at_its_own_fixed_point(kernel):
+    """Taps summing to g ≠ 1 feed back g times the state: the adapted loop settles elsewhere than the plain
+    model, and its Jacobian there is another (kernel [1.3]: ρ 0.957 at the plain model's fixed point, 0.983 at
+    its own, against the growth measured in the engine)."""
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    plan = model.plan(44100, "fir", kernel=kernel)
+    fixed = stability.loop_fixed_point(model, plan)
+    stream = model.stream(44100, method="fir", kernel=kernel)
+    stream.feed(model.inputs(np.zeros(100_000)))
+    settled = stream.state[0].copy()  # the state fed back: the taps' sum times the fresh one
+    np.testing.assert_allclose(sum(kernel) * fixed, settled, rtol=0, atol=1e-9)
+    assert np.abs(fixed - stability.fixed_point(model)).max() > 1e-3
+    radius = stability.spectral_radius(model, 44100, "fir", kernel=kernel)
+    stream.reset(state=(settled + 1e-6 * np.random.default_rng(0).standard_normal(settled.size))[None, :])
+    norms = []
+    for _ in range(60):
+        stream.feed(model.inputs(np.zeros(1)))
+        norms.append(np.linalg.norm(stream.state[0] - settled))
+    growth = float(np.exp(np.polyfit(np.arange(20, 60), np.log(norms[20:60]), 1)[0]))
+    assert growth == pytest.approx(radius, abs=0.02)
+
+
+def test_a_kernel_not_summing_to_1_that_diverges_is_flagged():
+    """Kernel [1.34] was called stable (ρ = 0.987 at the plain model's fixed point); the engine diverges."""
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    assert stability.spectral_radius(model, 44100, "fir", kernel=[1.34]) > 1.03
+    with pytest.raises(nbrnn.UnstableError):
+        model.stream(44100, method="fir", kernel=[1.34]).feed(model.inputs(np.zeros(100_000)))
+
+
+def test_loop_gain_of_each_plan_kind():
+    model = nbrnn.load_default()
+    assert stability.loop_gain(model.plan(48000 * 1.7, "lagrange")) == pytest.approx(1.0, abs=1e-14)
+    assert stability.loop_gain(model.plan(96000, "allpass")) == 1.0
+    assert stability.loop_gain(model.plan(96000, "stn")) == 1.0
+    assert stability.loop_gain(model.plan(48000, "fir", kernel=[0.5, 0.25])) == 0.75
+
+
+@pytest.mark.parametrize("jac,plan,match", [
+    ([[1.0]], "lagrange", "Argument 'plan' must be a Plan .*, not str"),
+    (np.array(1.0), None, r"'jac' must be a square 2-D array of real numbers, not a float64 array of shape \(\)"),
+    (np.zeros((2, 3)), None, r"not a float64 array of shape \(2, 3\)"),
+    ([[1.0], [1.0, 2.0]], None, "'jac' must be a square 2-D array"),
+    ([["a"]], None, "not a <U1 array"),
+    ([[np.nan]], None, "'jac' holds NaN/Inf"),
+])
+def test_loop_matrix_checks_its_arguments(jac, plan, match):
+    plan = nbrnn.make_plan(1, 3, "integer") if plan is None else plan
+    with pytest.raises(nbrnn.ArgumentError, match=match):
+        stability.loop_matrix(jac, plan)
+
+
+def test_loop_matrix_takes_a_nested_list():
+    eig = np.abs(np.linalg.eigvals(stability.loop_matrix([[0.5]], nbrnn.make_plan(1, 3, "integer"))))
+    np.testing.assert_allclose(eig, 0.5 ** (1 / 3), rtol=1e-12)
