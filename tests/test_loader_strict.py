@@ -372,3 +372,81 @@ def test_aidax_gains_out_of_range(tmp_path, extra, match):
 def test_network_gains_are_checked(value, match):
     with pytest.raises(nbrnn.ArgumentError, match=f"'input_gain' {match}|'input_gain'.*{match}"):
         nbrnn.Network((nbrnn.Dense([[1.0]], [0.0]),), input_gain=value)
+
+
+# --- what a format leaves unsaid, and what it says once too often ------------------------------------------
+
+def test_agm_file_without_skip_gets_coreaudioml_default(tmp_path):
+    """CoreAudioML's load_model builds SimpleRNN(**model_data), whose skip defaults to 1: a file without the key
+    runs with the dry signal added, as the PyTorch golden of the same weights (made with skip 1) says."""
+    obj = json.loads(AGM.read_text())
+    del obj["model_data"]["skip"]
+    model = nbrnn.load(_json(tmp_path, obj))
+    assert model.network.skip == 1
+    data = _golden(AGM.name)
+    np.testing.assert_allclose(run_golden(model, data["x"], "float64"), data["y64"][:, 0], rtol=0, atol=1e-12)
+
+
+def test_agm_skip_that_coreaudioml_broadcasts_is_refused(tmp_path):
+    """lin(x) + x[..., :skip]: with skip 1 and two outputs, input 0 goes to both outputs (broadcast)."""
+    obj = json.loads(AGM.read_text())
+    lin = obj["state_dict"]["lin.weight"]
+    obj["state_dict"]["lin.weight"] = lin + lin
+    obj["state_dict"]["lin.bias"] = obj["state_dict"]["lin.bias"] * 2
+    obj["model_data"]["output_size"] = 2
+    with pytest.raises(nbrnn.ModelFormatError, match=r"skip = 1 with output_size = 2: CoreAudioML adds"):
+        nbrnn.load(_json(tmp_path, obj))
+    obj["model_data"]["skip"] = 0
+    assert nbrnn.load(_json(tmp_path, obj)).network.output_size == 2
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_nbrnn_layout_arrays_no_layer_uses_are_refused(tmp_path, suffix):
+    """A cut 'nbrnn.layers' list ran a shorter network; a stray array was ignored."""
+    from nbrnn.formats.containers import to_arrays
+
+    arrays, meta = to_arrays(nbrnn.load(TORCH_JSON).network)
+
+    def write(arrays, meta):
+        path = tmp_path / f"m{suffix}"
+        path.unlink(missing_ok=True)
+        if suffix == ".npz":
+            np.savez(path, __metadata__=np.array(json.dumps(meta)), **arrays)
+        else:
+            write_safetensors(path, arrays, meta)
+        return path
+
+    assert len(nbrnn.load(write(arrays, meta)).network.layers) == 4
+    cut = dict(meta, **{"nbrnn.layers": json.dumps(json.loads(meta["nbrnn.layers"])[:3])})
+    with pytest.raises(nbrnn.ModelFormatError, match=r"holds 2 array\(s\) the 3 layer\(s\) of 'nbrnn.layers' do "
+                                                     r"not use: 'layers.3.(weight|bias)', 'layers.3.(weight|bias)'"):
+        nbrnn.load(write(arrays, cut))
+    with pytest.raises(nbrnn.ModelFormatError, match=r"do not use: 'layers.3.h0'"):
+        nbrnn.load(write(dict(arrays, **{"layers.3.h0": np.zeros(1)}), meta))
+
+
+def test_pytorch_names_of_more_modules_than_layers_are_refused_before_building(tmp_path):
+    """Each RNN module was looked up by scanning every name: 16000 modules took 51 s to reach the layer limit."""
+    sd = {f"m{i}.weight_ih_l0": [[0.0]] for i in range(300)} | {f"m{i}.weight_hh_l0": [[0.0]] for i in range(300)}
+    with pytest.raises(nbrnn.ModelFormatError, match="the tensors name 300 modules; a network has at most 256"):
+        nbrnn.load(_json(tmp_path, sd))
+
+
+def test_keras_linear_activation_layers_change_nothing(tmp_path):
+    """An activation layer of 'linear' is the identity: it adds no layer (after a recurrent layer it added an
+    identity dense layer, and each one after a linear dense layer copied that layer anew)."""
+    golden = GOLDEN / "keras_selu_lstm8_softplus_gelu.json"
+    obj = json.loads(golden.read_text())
+    identity = [{"type": "activation", "activation": "linear"}, {"type": "activation"}] * 300
+    obj["layers"] = obj["layers"][:2] + identity + obj["layers"][2:3] + identity + obj["layers"][3:]
+    model = nbrnn.load(_json(tmp_path, obj))
+    assert len(model.network.layers) == 5
+    data = _golden(golden.name)
+    np.testing.assert_allclose(run_golden(model, data["x"], "float64"), data["y64"][:, 0], rtol=0, atol=1e-12)
+
+
+def test_nam_architecture_in_a_message_is_cut(tmp_path):
+    obj = {"architecture": "\x1b[2J" + "W" * 200_000, "config": {}, "weights": []}
+    with pytest.raises(nbrnn.ModelFormatError, match=r"NAM architecture '\\x1b\[2JWWW.*\.\.\. is not") as info:
+        nbrnn.load(_json(tmp_path, obj))
+    assert len(str(info.value)) < 400

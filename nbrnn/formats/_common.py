@@ -195,6 +195,11 @@ def mapping(value, name: str, source: str) -> dict:
     return value
 
 
+def listed_names(keys: list) -> str:
+    """The first four of ``keys``, quoted and cut, for a message about names a file should not hold."""
+    return ", ".join(f"'{plain(key, 60)}'" for key in keys[:4]) + (" ..." if len(keys) > 4 else "")
+
+
 _CELL_BY_GATES = {4: "lstm", 3: "gru", 1: "rnn_tanh"}
 #: The tensors of one layer of a PyTorch RNN module, ``<prefix><field>_l<k>``.
 RNN_FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

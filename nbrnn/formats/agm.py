@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import Dense, Network
-from ._common import RNN_FIELDS, expect_shape, mapping, plain, positive_int, rate_value, shown, tensor, torch_rnn_layers
+from ._common import (RNN_FIELDS, expect_shape, listed_names, mapping, positive_int, rate_value, shown, tensor,
+                      torch_rnn_layers)
 
 NAME = "agm-json"
 DEFAULT_RATE = 44100.0
@@ -69,16 +70,22 @@ def from_json(obj: dict, source: str) -> Network:
     used = {f"rec.{f}_l{k}" for f in RNN_FIELDS for k in range(num_layers)}
     unused = [key for key in sd if key not in used and key not in ("lin.weight", "lin.bias")]
     if unused:  # a network that differs from the file's would run
-        listed = ", ".join(f"'{plain(key, 60)}'" for key in unused[:4]) + (" ..." if len(unused) > 4 else "")
         raise ModelFormatError(f"{source}: the state_dict holds {len(unused)} tensor(s) an AGM model (rec, lin) "
-                               f"does not use: {listed}")
-    skip = meta.get("skip", 0)
+                               f"does not use: {listed_names(unused)}")
+    skip = meta.get("skip", 1)  # CoreAudioML's SimpleRNN(skip=1), which load_model fills from model_data
     if isinstance(skip, bool):
         skip = int(skip)
     if not isinstance(skip, int) or not 0 <= skip <= min(layers[0].input_size, n_out):
         raise ModelFormatError(f"{source}: model_data.skip must be a whole number from 0 to "
                                f"{min(layers[0].input_size, n_out)} (the inputs added to as many outputs), not "
                                f"{shown(skip)}")
+    if skip not in (0, n_out):
+        # CoreAudioML returns lin(x) + x[..., :skip]: broadcast, so skip 1 adds input 0 to every output, and
+        # any other skip short of output_size fails there.
+        raise ModelFormatError(f"{source}: model_data.skip = {skip} with output_size = {n_out}: CoreAudioML adds "
+                               f"the first skip inputs to the outputs by broadcasting, which needs skip = 0 or "
+                               f"output_size (skip 1 would add input 0 to every output, which nbrnn does not "
+                               f"represent)")
     rate, rate_source = DEFAULT_RATE, "format default"
     for where, holder in (("model_data.sample_rate", meta), ("sample_rate", obj)):
         key = where.split(".")[-1]

@@ -29,7 +29,7 @@ import numpy as np
 from .._atomic import atomic_output, check_destination
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError
 from ..network import MAX_GAIN, MAX_PARAMETERS, MIN_GAIN, Dense, Network, Recurrent
-from ._common import MAX_ENTRIES, first_repeated, plain, shown, tensor, zip_entries
+from ._common import MAX_ENTRIES, first_repeated, listed_names, plain, shown, tensor, zip_entries
 
 NPZ, SAFETENSORS = "npz", "safetensors"
 LAYOUT_VERSION = "1"
@@ -184,13 +184,14 @@ def _from_nbrnn_layout(arrays, meta, source, fmt) -> Network:
         raise ModelFormatError(f"'{source}': metadata 'nbrnn.layers' is not valid JSON") from None
     if not isinstance(specs, list) or not specs or len(specs) > 1024:
         raise ModelFormatError(f"'{source}': metadata 'nbrnn.layers' must be a non-empty JSON list of layers")
-    layers = []
+    layers, used = [], set()
     for i, spec in enumerate(specs):
         if not isinstance(spec, dict) or "type" not in spec:
             raise ModelFormatError(f"'{source}': nbrnn.layers[{i}] must be an object with a 'type'")
 
         def arr(field, ndim, optional=False):
             key = f"layers.{i}.{field}"
+            used.add(key)
             if key not in arrays:
                 if optional:
                     return None
@@ -208,6 +209,10 @@ def _from_nbrnn_layout(arrays, meta, source, fmt) -> Network:
             if str(exc).startswith(f"'{source}'"):
                 raise
             raise ModelShapeError(f"'{source}': nbrnn.layers[{i}], arrays 'layers.{i}.*': {exc}") from None
+    unused = [key for key in arrays if key not in used]
+    if unused:  # a network that differs from the file's would run (a cut 'nbrnn.layers', a stray layer)
+        raise ModelFormatError(f"'{source}': the file holds {len(unused)} array(s) the {len(specs)} layer(s) of "
+                               f"'nbrnn.layers' do not use: {listed_names(unused)}")
     rate_src = meta.get("nbrnn.rate_source", "file")
     if rate_src not in ("file", "format default", "caller"):
         rate_src = "file"

@@ -75,6 +75,8 @@ def from_json(obj: dict, source: str) -> Network:
             raise ModelFormatError(f"{source}: {where} 'weights' must be a list")
         if kind == "activation":
             act = _activation(layer.get("activation"), where, source)
+            if act == "linear":  # the identity: nothing to add (and nothing to copy, however many there are)
+                continue
             if layers and isinstance(layers[-1], Dense) and layers[-1].activation == "linear":
                 layers[-1] = Dense(layers[-1].weight, layers[-1].bias, act)
             else:  # after a recurrent layer (or a non-linear dense): an exact identity dense carries it

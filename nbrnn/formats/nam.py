@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, ModelShapeError
 from ..network import Dense, Network, Recurrent
-from ._common import mapping, positive_int, rate_value, tensor
+from ._common import mapping, positive_int, rate_value, shown, tensor
 
 NAME = "nam"
 DEFAULT_RATE = 48000.0
@@ -31,7 +31,7 @@ def from_json(obj: dict, source: str) -> Network:
     if arch != "LSTM":
         known = f" (a {arch} model)" if arch in OTHER_ARCHITECTURES else ""
         raise ModelFormatError(
-            f"{source}: NAM architecture {arch!r}{known} is not recurrent; nbrnn runs NAM files with "
+            f"{source}: NAM architecture {shown(arch)}{known} is not recurrent; nbrnn runs NAM files with "
             f"architecture 'LSTM' only (not {', '.join(OTHER_ARCHITECTURES)})")
     config = mapping(obj.get("config"), "config", source)
     n_in = positive_int(config.get("input_size", 1), "config.input_size", source)

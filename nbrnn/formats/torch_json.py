@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..network import Dense, Network
+from ..network import MAX_LAYERS, Dense, Network
 from ._common import expect_shape, plain, shown, tensor, torch_rnn_layers
 
 NAME = "torch-state-dict-json"
@@ -42,6 +42,7 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
     registered its parts, which need not be the order they run in).
     """
     modules: dict = {}  # prefix -> kind, in the order the names first appear
+    rnn_tensors: dict = {}  # prefix -> that RNN module's tensors (one pass over the names, however many modules)
     for key in tensors:
         if not isinstance(key, str):
             raise ModelFormatError(f"{source}: tensor names must be strings, not {shown(key)}")
@@ -51,6 +52,7 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
                 raise ModelFormatError(f"{source}: '{plain(key)}' belongs to a bidirectional RNN, which cannot run "
                                        f"causally")
             prefix, kind = m.group(1), "rnn"
+            rnn_tensors.setdefault(prefix, {})[key] = tensors[key]
         elif key.endswith(".weight") or key.endswith(".bias") or key in ("weight", "bias"):
             prefix, kind = key[: -len(key.rsplit(".", 1)[-1])] if "." in key else "", "linear"
         else:
@@ -61,10 +63,13 @@ def network_from_tensors(tensors: dict, source: str, fmt: str, *, skip: int = 0,
                                    f"an RNN module")
     if not modules:
         raise ModelFormatError(f"{source}: no tensors found")
+    if len(modules) > MAX_LAYERS:  # each module gives a layer at least: refused before any is built
+        raise ModelFormatError(f"{source}: the tensors name {len(modules)} modules; a network has at most "
+                               f"{MAX_LAYERS} layers")
     built = {}
     for prefix, kind in modules.items():
         if kind == "rnn":
-            built[prefix] = torch_rnn_layers(tensors, prefix, source, rnn_nonlinearity=rnn_nonlinearity)
+            built[prefix] = torch_rnn_layers(rnn_tensors[prefix], prefix, source, rnn_nonlinearity=rnn_nonlinearity)
             continue
         if prefix + "weight" not in tensors:
             raise ModelFormatError(f"{source}: '{plain(prefix)}bias' has no matching '{plain(prefix)}weight'")
