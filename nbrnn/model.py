@@ -70,6 +70,14 @@ def check_audio(x, name: str = "x") -> np.ndarray:
     return x
 
 
+def check_options(options: dict) -> None:
+    """Refuse keyword arguments that are no method option (:data:`PLAN_OPTIONS`)."""
+    unknown = set(options) - set(PLAN_OPTIONS)
+    if unknown:
+        raise ArgumentError(f"unknown option(s) {', '.join(sorted(unknown))}; "
+                            f"the method options are {', '.join(PLAN_OPTIONS)}")
+
+
 class Model:
     """A loaded model that processes audio at any sample rate.
 
@@ -133,10 +141,7 @@ class Model:
     # -- processing --------------------------------------------------------------------------------------------
     def plan(self, sample_rate: float, method: str = "lagrange", **options) -> Plan:
         """The adaptation plan ``process`` would use (see :func:`nbrnn.adapt.make_plan`)."""
-        unknown = set(options) - set(PLAN_OPTIONS)
-        if unknown:
-            raise ArgumentError(f"unknown option(s) {', '.join(sorted(unknown))}; "
-                                f"the method options are {', '.join(PLAN_OPTIONS)}")
+        check_options(options)
         return make_plan(self.trained_rate, check_rate(sample_rate), method, **options)
 
     def _packed_for(self, dtype):

@@ -9,15 +9,17 @@ command) or a failure leaves no partial file behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 
 import numpy as np
 
-from ._atomic import atomic_output, check_destination
+from ._atomic import atomic_output, check_destination, check_flag
+from .engine import check_dtype
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError, shown
-from .model import Model, check_rate, no_conditioning
+from .model import Model, check_options, check_rate, no_conditioning
 from .network import beyond_range, range_text, real_array
 
 #: Default output subtype: 32-bit float, so nothing above full scale is clipped.
@@ -86,8 +88,11 @@ def _read(f, frames: int, path):
 
 #: Frames × channels read per block at most (the block size shrinks for files of many channels).
 MAX_BLOCK_VALUES = 1 << 19
-#: The largest sample a fixed-point output holds, where libsndfile wraps +1.0 instead of clipping it.
-FULL_SCALE = {"SDS": 32767 / 32768}
+#: Bits per sample of the subtypes that store samples exactly (to a step of 2^(1 − bits)), whose probe must read
+#: back to within two steps of what it wrote; lossy codecs (µ-law, A-law, ADPCM, DPCM, GSM, G.72x, Vorbis, Opus,
+#: MP3) are held to their length only.
+EXACT_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "ALAC_16": 16, "ALAC_20": 20,
+              "ALAC_24": 24, "ALAC_32": 32, "DWVW_12": 12, "DWVW_16": 16, "DWVW_24": 24, "FLOAT": 24, "DOUBLE": 53}
 
 #: Formats libsndfile reads but cannot write as one file.
 UNWRITABLE_FORMATS = {"SD2": "nbrnn does not write Sound Designer II (.sd2) files (libsndfile keeps their header in "
@@ -212,25 +217,64 @@ def _check_written(tmp: str, out: str, rate: int, channels: int, frames: int, fm
                           f"codec pads the audio to whole blocks); use PCM_16 or .flac")
 
 
-#: Frames of silence written ahead of a render to check that the output format holds what it is given.
+#: A probe written ahead of a render has the input's length if shorter than twice this, else this many frames plus
+#: the input's length modulo this: a codec that pads to whole blocks, or drops a last partial one, pads or drops as
+#: it would in the render wherever its block divides this (AIFF's 8-bit pad byte, PAF's 10 frames, ...).
 PROBE_FRAMES = 1000
 
 
-def _probe_output(out: str, rate: int, channels: int, fmt: str, subtype: str) -> None:
-    """Write a short file in the output's format and read it back, so that a format that cannot hold the input
-    (a fixed sample rate, a headerless .raw, a codec that pads) is refused before the render, not after it."""
+def _probe_frames(frames: int) -> int:
+    return frames if frames < 2 * PROBE_FRAMES else PROBE_FRAMES + frames % PROBE_FRAMES
+
+
+def _is_fixed(subtype: str) -> bool:
+    """Whether ``subtype`` stores samples as integers (full scale ±1: what lies beyond is clipped)."""
+    return not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
+
+
+def _probe_signal(frames: int, channels: int, dtype) -> np.ndarray:
+    """+1, −1, then noise over the whole range: what a loud render writes, in the render's float type."""
+    x = np.random.default_rng(PROBE_FRAMES).uniform(-1.0, 1.0, (frames, channels))
+    x[:2] = np.array([[1.0], [-1.0]])[:frames]
+    return x.astype(dtype)
+
+
+def _probe_output(out: str, rate: int, channels: int, frames: int, fmt: str, subtype: str, dtype) -> None:
+    """Write a short loud file in the output's format, beside the output, and read it back, so that a format that
+    cannot hold the render (a fixed sample rate, a headerless .raw, a codec that pads or drops frames, an encoder
+    that garbles loud audio or turns full scale to the other sign) is refused before the render, not after it."""
     import tempfile
 
     import soundfile as sf
 
-    with tempfile.TemporaryDirectory() as folder:
-        tmp = os.path.join(folder, "probe" + os.path.splitext(out)[1])
-        try:  # FLAC, for one, opens at 96001 Hz and fails at the first write (rates above 65535 Hz in 10 Hz steps)
+    x = _probe_signal(_probe_frames(frames), channels, dtype)
+    fd, tmp = tempfile.mkstemp(prefix=".nbrnn-probe.", suffix=".partial", dir=os.path.dirname(out) or ".")
+    os.close(fd)
+    try:
+        try:  # FLAC, for one, opens at 96001 Hz and fails at the first write (above 65535 Hz in 10 Hz steps)
             with _open_output(tmp, out, rate, channels, fmt, subtype) as dst:
-                dst.write(np.zeros((PROBE_FRAMES, channels)))
+                dst.write(x)
         except sf.SoundFileRuntimeError as exc:
             raise _cannot_write(out, tmp, rate, channels, fmt, subtype, exc) from None
-        _check_written(tmp, out, rate, channels, PROBE_FRAMES, fmt, subtype)
+        _check_written(tmp, out, rate, channels, len(x), fmt, subtype)
+        try:
+            y = sf.read(os.fsencode(tmp), dtype="float64", always_2d=True)[0]
+        except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+            raise OutputError(f"output '{out}': libsndfile writes {fmt} {subtype} files it cannot read back "
+                              f"({_reason(exc)}); use .wav or .flac") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    if _is_fixed(subtype) and len(x) and (y[0] < 0).any():
+        raise OutputError(f"output '{out}': libsndfile writes a full-scale sample as {fmt} {subtype} with the wrong "
+                          f"sign; use .wav or .flac")
+    bits = EXACT_BITS.get(subtype)
+    error = np.abs(y - x)
+    if bits is not None and not error.max(initial=0.0) <= 2.0 ** (2 - bits):  # two steps; NaN too
+        frame = int(np.argmax(error.max(axis=1)))
+        raise OutputError(f"output '{out}': libsndfile's {fmt} {subtype} encoder does not write back what it is "
+                          f"given (a probe of {len(x)} frames of loud noise read back {error.max():.3g} off "
+                          f"at frame {frame}); use .wav or .flac")
 
 
 def _write_error(out: str, exc: Exception, written: int) -> OutputError:
@@ -288,6 +332,8 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
         raise ArgumentError(f"Argument 'block_size' (--block-size) must be an integer from 1 to {1 << 24}, "
                             f"not {shown(block_size)}")
+    check_options(options)
+    progress = None if progress is None else check_flag(progress, "progress")
     if model.network.output_size != 1:
         raise ArgumentError(f"the model has {model.network.output_size} outputs; render writes one output per "
                             f"channel of the input (Model.process returns every output)")
@@ -298,7 +344,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         rate = check_rate(float(src.samplerate), "input sample rate")
         channels, frames = src.channels, src.frames
         _check_output_limits(out, src.samplerate, channels, fmt, subtype)
-        _probe_output(out, src.samplerate, channels, fmt, subtype)
+        _probe_output(out, src.samplerate, channels, frames, fmt, subtype, check_dtype(dtype))
         block_size = max(1, min(int(block_size), MAX_BLOCK_VALUES // channels))  # memory bounded for many channels
         control = None
         names = model.conditioning_names
@@ -329,55 +375,59 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                               **options)
         consts = _constant_knobs(model, cond, dtype) if (names and control is None) else None
         meter = Progress(frames / rate, enabled=progress)
-        width = channels * np.dtype(np.float64 if subtype == "DOUBLE" else np.float32).itemsize  # bytes per frame
         clipped = 0
         started = time.perf_counter()
-        done = 0
+        done = partial = 0
         try:
             with atomic_output(out, overwrite) as tmp:
-                with _open_output(tmp, out, src.samplerate, channels, fmt, subtype) as dst:
-                    fixed = not subtype.startswith(("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG"))
-                    single = None if subtype == "DOUBLE" or fixed else np.dtype(np.float32)  # what it holds
-                    top = FULL_SCALE.get(fmt, 1.0)
-                    remedy = ("use --subtype DOUBLE (subtype='DOUBLE')" if sf.check_format(fmt, "DOUBLE") else
-                              f"{fmt} holds no float64: use .wav with --subtype DOUBLE")
+                try:
+                    with _open_output(tmp, out, src.samplerate, channels, fmt, subtype) as dst:
+                        fixed = _is_fixed(subtype)
+                        single = None if subtype == "DOUBLE" or fixed else np.dtype(np.float32)  # what it holds
+                        remedy = ("use --subtype DOUBLE (subtype='DOUBLE')" if sf.check_format(fmt, "DOUBLE") else
+                                  f"{fmt} holds no float64: use .wav with --subtype DOUBLE")
 
-                    def write(y):
-                        nonlocal clipped
-                        if y.shape[1] == 0:
-                            return
-                        block = np.ascontiguousarray(y[:, :, 0].T)
-                        if fixed:  # clipped here: some encoders wrap what is beyond full scale to the other sign
-                            over = (block > top) | (block < -1.0)
-                            if over.any():
-                                clipped += int(np.count_nonzero(over))
-                                block = np.clip(block, -1.0, top)
-                        elif single is not None and (where := beyond_range(block, single)) is not None:
-                            raise OutputError(f"output '{output_path}': the output at frame {written + where[0]} is "
-                                              f"beyond what {subtype} holds, {range_text(single)}; {remedy}")
-                        dst.write(block)
+                        def write(y):
+                            nonlocal clipped
+                            if y.shape[1] == 0:
+                                return
+                            block = np.ascontiguousarray(y[:, :, 0].T)
+                            if fixed:  # clipped here: some encoders wrap what is beyond full scale to the other
+                                # sign
+                                over = (block > 1.0) | (block < -1.0)
+                                if over.any():
+                                    clipped += int(np.count_nonzero(over))
+                                    block = np.clip(block, -1.0, 1.0)
+                            elif single is not None and (where := beyond_range(block, single)) is not None:
+                                raise OutputError(f"output '{output_path}': the output at frame {written + where[0]} "
+                                                  f"is beyond what {subtype} holds, {range_text(single)}; {remedy}")
+                            dst.write(block)
 
-                    written = 0
-                    while True:
-                        x = _read(src, block_size, input_path)
-                        if x.shape[0] == 0:
-                            break
-                        ctrl = _read(control, x.shape[0], control_path) if control is not None else None
-                        if ctrl is not None and ctrl.shape[0] < x.shape[0]:
-                            raise AudioError(f"control file '{control_path}' ends after {done + ctrl.shape[0]} "
-                                             f"frames, before the input (its header declares {frames})")
-                        y = stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done, control_path))
-                        write(y)
-                        written += y.shape[1]
-                        done += x.shape[0]
-                        meter.update(done / rate)
-                    write(stream.finish())
-                # what was read: a truncated file, or a WAV streamed through a pipe, holds fewer frames than
-                # its header declares (the result says both)
-                _check_written(tmp, out, src.samplerate, channels, done, fmt, subtype)
+                        written = 0
+                        while True:
+                            x = _read(src, block_size, input_path)
+                            if x.shape[0] == 0:
+                                break
+                            ctrl = _read(control, x.shape[0], control_path) if control is not None else None
+                            if ctrl is not None and ctrl.shape[0] < x.shape[0]:
+                                raise AudioError(f"control file '{control_path}' ends after {done + ctrl.shape[0]} "
+                                                 f"frames, before the input (its header declares {frames})")
+                            y = stream.feed(_inputs(model, x, consts, ctrl, stream.dtype, done, control_path))
+                            write(y)
+                            written += y.shape[1]
+                            done += x.shape[0]
+                            meter.update(done / rate)
+                        write(stream.finish())
+                    # what was read: a truncated file, or a WAV streamed through a pipe, holds fewer frames than
+                    # its header declares (the result says both)
+                    _check_written(tmp, out, src.samplerate, channels, done, fmt, subtype)
+                except sf.SoundFileRuntimeError:
+                    with contextlib.suppress(OSError):
+                        partial = os.path.getsize(tmp)  # what reached the disk, before the file is removed
+                    raise
         except sf.SoundFileRuntimeError as exc:  # writing: disk full and the like (reads raise AudioError)
             meter.end()
-            raise _write_error(out, exc, (done + block_size) * width) from None
+            raise _write_error(out, exc, partial) from None
         except BaseException:
             meter.end()
             raise

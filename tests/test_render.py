@@ -343,10 +343,10 @@ def test_a_path_through_a_link_and_dotdot_is_resolved_as_the_system_does(tmp_pat
     assert (real / "new.wav").exists() and not (work / "new.wav").exists()
 
 
-@pytest.mark.parametrize("out,subtype", [("u.wav", "ULAW"), ("a.wav", "ALAW"), ("s.sds", None)])
+@pytest.mark.parametrize("out,subtype", [("u.wav", "ULAW"), ("a.wav", "ALAW"), ("p.wav", "PCM_16")])
 def test_fixed_point_outputs_clip_and_never_wrap(tmp_path, out, subtype):
-    """Some encoders wrap samples beyond full scale to the other sign (1.5 as +0.17 in ULAW, +1.0 as -1.0 in
-    .sds): the render clips them first, as its warning says."""
+    """Some encoders wrap samples beyond full scale to the other sign (1.5 as +0.17 in ULAW): the render clips
+    them first, as its warning says."""
     src = tmp_path / "in.wav"
     x = np.sin(np.arange(4800) / 7) * np.linspace(0, 2, 4800)
     sf.write(src, x, 48000, subtype="FLOAT")
@@ -359,8 +359,14 @@ def test_fixed_point_outputs_clip_and_never_wrap(tmp_path, out, subtype):
 
 
 @pytest.mark.parametrize("out,subtype,match", [
-    ("a.wav", "IMA_ADPCM", r"WAV IMA_ADPCM holds 4089 frames for 1000 written \(the codec pads"),
-    ("g.wav", "GSM610", r"WAV GSM610 holds \d+ frames for 1000 written"),
+    ("a.wav", "IMA_ADPCM", r"WAV IMA_ADPCM holds 4089 frames for 1800 written \(the codec pads"),
+    ("g.wav", "GSM610", r"WAV GSM610 holds \d+ frames for 1800 written"),
+    # found by reading back loud noise, not 1000 frames of silence (libsndfile 1.2.2):
+    ("p.paf", "PCM_24", "writes a full-scale sample as PAF PCM_24 with the wrong sign"),  # from float32
+    ("s.sds", None, "writes a full-scale sample as SDS PCM_16 with the wrong sign"),  # and drops a last packet
+    ("c.caf", "ALAC_32", "(writes a full-scale sample as CAF ALAC_32 with the wrong sign|CAF ALAC_32 encoder does "
+                         "not write back what it is given)"),  # noise comes back up to 1 off
+    ("d.aiff", "DWVW_16", r"libsndfile writes AIFF DWVW_16 files it cannot read back \(Internal psf_fseek"),
     ("o.raw", None, "RAW FLOAT file that it cannot read back"),
     ("o.htk", None, r"HTK PCM_16 cannot hold 1 channel\(s\) at 48000 Hz"),
 ])
@@ -803,3 +809,97 @@ def test_help_and_argument_errors_do_not_wait_for_numba():
                     "print(nbrnn.load_default().trained_rate, 'numba' in sys.modules)\n"
                     "print(nbrnn.engine.CHUNK_BYTES > 0, callable(nbrnn.reference.run), 'stability' in dir(nbrnn))\n")
     assert out.splitlines()[-3:] == ["False", "48000.0 True", "True True True"], out[-500:]
+
+
+@pytest.mark.parametrize("garble,match", [
+    (lambda y: y * np.where(np.arange(len(y)) == 0, -1.0, 1.0)[:, None], "full-scale sample as WAV PCM_24 with the "
+                                                                         "wrong sign"),
+    (lambda y: y + np.where(np.arange(len(y)) == 700, 0.1, 0.0)[:, None], r"WAV PCM_24 encoder does not write back "
+                                                                         r"what it is given .* read back 0.1 off at "
+                                                                         r"frame 700"),
+    (lambda y: y + 2.0 ** -21, "does not write back"),  # two steps of 24 bits are allowed, not four
+])
+def test_the_probe_reads_back_what_it_wrote(tmp_path, monkeypatch, garble, match):
+    """The probe read back the header only: an encoder that garbled loud audio or wrapped +1.0 wrote a file."""
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(4800, 2), 48000, subtype="FLOAT")
+    real = sf.read
+    monkeypatch.setattr(sf, "read", lambda *a, **k: (lambda y, rate: (garble(y), rate))(*real(*a, **k)))
+    with pytest.raises(nbrnn.OutputError, match=match):
+        render(src, tmp_path / "o.wav", nbrnn.load(MODEL), subtype="PCM_24", progress=False)
+    assert _leftovers(tmp_path) == []
+    monkeypatch.setattr(sf, "read", real)
+    render(src, tmp_path / "o.wav", nbrnn.load(MODEL), subtype="PCM_24", progress=False)
+    assert _leftovers(tmp_path) == ["o.wav"]
+
+
+def test_the_probe_is_written_beside_the_output(tmp_path, monkeypatch):
+    """It was written into the system's temporary folder: a full /tmp refused a render to a roomy disk."""
+    import tempfile
+
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(480, 1), 48000, subtype="FLOAT")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    render(src, tmp_path / "o.wav", nbrnn.load(MODEL), progress=False)
+    assert _leftovers(tmp_path) == ["o.wav"]
+
+
+def test_a_full_disk_midway_reports_the_bytes_that_reached_it(tmp_path, monkeypatch):
+    """The message counted the block being written as written (on a 300 KiB file system: "once the 524288
+    bytes written so far are removed")."""
+    import collections
+    import shutil
+
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(5000, 2), 44100)
+    sizes = []
+
+    class Full(sf.SoundFile):
+        writes = 0
+
+        def write(self, data):
+            if "probe" not in os.path.basename(os.fsdecode(self.name)):
+                Full.writes += 1
+                if Full.writes == 3:
+                    sizes.append(os.path.getsize(self.name))
+                    raise sf.LibsndfileError(2, f"Error writing {self.name!r}: ")
+            return super().write(data)
+
+    monkeypatch.setattr(sf, "SoundFile", Full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: collections.namedtuple("u", "total used free")(1, 1, 5000))
+    with pytest.raises(nbrnn.OutputError, match=r"has 5000 bytes free once the (\d+) bytes written so far") as err:
+        render(src, tmp_path / "out.wav", nbrnn.load(MODEL), block_size=1000, progress=False)
+    written = int(re.search(r"once the (\d+) bytes", str(err.value)).group(1))
+    assert written == sizes[0] and 2 * 1000 * 2 * 4 <= written < 3 * 1000 * 2 * 4  # two blocks of float32 stereo
+    assert _leftovers(tmp_path) == []
+
+
+def test_render_refuses_what_is_no_method_option_and_flags_that_are_not_flags(tmp_path):
+    """channels= and sample_rate= reached Model.stream twice (a TypeError from inside); progress='yes' was taken
+    for True."""
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(480, 2), 48000)
+    model = nbrnn.load(MODEL)
+    for option in ({"channels": 2}, {"sample_rate": 96000}):
+        with pytest.raises(nbrnn.ArgumentError, match=f"unknown option\\(s\\) {next(iter(option))}; the method "
+                                                      f"options are order, "):
+            render(src, tmp_path / "o.wav", model, **option)
+    with pytest.raises(nbrnn.ArgumentError, match="Argument 'progress' must be True or False, not 'yes'"):
+        render(src, tmp_path / "o.wav", model, progress="yes")
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("frames,refused", [(4801, True), (4800, False)])
+def test_a_codec_that_pads_is_probed_with_the_input_s_padding(tmp_path, frames, refused):
+    """8-bit AIFF pads an odd number of bytes: a probe of 1000 frames passed, and an odd-length render failed
+    after all its work; an even-length one renders."""
+    src = tmp_path / "in.wav"
+    sf.write(src, _signal(frames, 1), 48000)
+    model = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[0.5]], [0.0]),)))
+    if refused:
+        with pytest.raises(nbrnn.OutputError, match=r"AIFF PCM_S8 holds 1802 frames for 1801 written"):
+            render(src, tmp_path / "o.aiff", model, subtype="PCM_S8", progress=False)
+        assert _leftovers(tmp_path) == []
+    else:
+        render(src, tmp_path / "o.aiff", model, subtype="PCM_S8", progress=False)
+        assert sf.info(tmp_path / "o.aiff").frames == frames
