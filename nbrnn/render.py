@@ -392,8 +392,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
                             if y.shape[1] == 0:
                                 return
                             block = np.ascontiguousarray(y[:, :, 0].T)
-                            if fixed:  # clipped here: some encoders wrap what is beyond full scale to the other
-                                # sign
+                            if fixed:  # clipped here: some encoders wrap what lies beyond full scale
                                 over = (block > 1.0) | (block < -1.0)
                                 if over.any():
                                     clipped += int(np.count_nonzero(over))
