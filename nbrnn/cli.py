@@ -8,11 +8,8 @@ import os
 import signal
 import sys
 
-from .adapt import ALIASES, METHODS, OPTION_METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
+from .adapt import ALIASES, INNER_METHODS, METHODS, OPTION_METHODS, OUTPUTS, PLACEMENTS, RESAMPLERS
 from .errors import NbrnnError, one_line, shown
-
-#: Methods ``oversample`` can run inside (a fixed FIR kernel cannot be given for the inner rate here).
-INNER_METHODS = tuple(m for m in METHODS if m not in ("oversample", "resample", "fir"))
 
 
 def _given_once(action, parser, namespace) -> None:
