@@ -163,7 +163,7 @@ def real_float(value) -> float:
 def check_rate(value, name: str = "sample_rate") -> float:
     """A sample rate argument: a number of Hz from ``MIN_RATE`` to ``MAX_RATE``."""
     if not _is_number(value):
-        raise ArgumentError(f"Argument '{name}' must be a number of Hz, not {type(value).__name__} ({value!r})")
+        raise ArgumentError(f"Argument '{name}' must be a number of Hz, not {type(value).__name__} ({shown(value)})")
     value = real_float(value)
     if not MIN_RATE <= value <= MAX_RATE:  # NaN too
         raise ArgumentError(f"Argument '{name}' must be from 1 Hz to 100 MHz, not {value:g}")

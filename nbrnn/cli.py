@@ -119,7 +119,8 @@ def _add_method_args(p):
     p.add_argument("--resampler", default=None, choices=RESAMPLERS,
                    help="resampler of --method resample (default polyphase)")
     p.add_argument("--inner", default=None, choices=INNER_METHODS + tuple(sorted(ALIASES)),
-                   help="delay-line method of --method oversample at the oversampled rate (default lagrange)")
+                   help="method of --method oversample at the oversampled rate: a delay-line method or stn "
+                        "(default lagrange)")
     p.add_argument("--inner-order", type=int, default=None,
                    help="order of --inner lagrange / minimax (default 3)")
     p.add_argument("--factor", type=int, default=None,
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "format has it, else the format's own: PCM_16 for FLAC, VORBIS for .ogg, OPUS for .opus)")
     p.add_argument("--block-size", type=int, default=1 << 16, help="frames per processing block")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (never IN)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress line and no closing summary")
 
     p = sub.add_parser("info", formatter_class=fmt, help="describe a model file",
                        description="Print what was loaded: format, layers, sizes, inputs, skip, trained rate "

@@ -36,7 +36,7 @@ STATE_LIMIT = float(np.finfo(np.float32).max)
 def check_dtype(dtype) -> np.dtype:
     """Validate a dtype argument ('float32' / 'float64' or the numpy types)."""
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
     except TypeError:
         dt = None
     if dt is None or dt.name not in DTYPES:
@@ -856,11 +856,11 @@ class Stream:
     def feed(self, inp: np.ndarray) -> np.ndarray:
         """Process (channels, n, inputs); returns (channels, m, outputs), m = n for delay-line plans."""
         self._check_open("feed")
-        inp = self._check_block(inp)
+        given, inp = inp, self._check_block(inp)
         if self._warmup_due and (inp.shape[1] or self.packed.n_inputs == 1):
             self._warm(inp)
-        if self.plan.resample == "fft":
-            self._fft_pending.append(inp)
+        if self.plan.resample == "fft":  # held until finish: a copy, since the caller may refill its buffer
+            self._fft_pending.append(inp.copy() if inp is given else inp)
             return np.empty((self.channels, 0, self.packed.n_outputs), dtype=self.dtype)
         if self._pre is None:
             return self._run(inp)
@@ -892,10 +892,16 @@ class Stream:
         if inp.ndim != 3 or inp.shape[0] != self.channels or inp.shape[2] != self.packed.n_inputs:
             raise ArgumentError(f"Stream.feed takes an array of shape {self._want}, not {inp.shape} "
                                 f"(Model.inputs(x, cond, dtype) builds one)")
+        if isinstance(inp, np.ma.MaskedArray):
+            raise ArgumentError("Stream.feed takes a plain array, not a masked one: every sample is processed, "
+                                "masked or not (pass block.filled(0.0), or another fill value)")
+        # read-only arrays are another type to Numba: a copy, not a second compilation of every kernel
+        inp = np.ascontiguousarray(inp) if inp.flags.writeable else np.array(inp, order="C")
         # value by value in a compiled loop (a sum would overflow for values near the float's limit)
-        inp = np.ascontiguousarray(inp)
         if _checks.count_beyond(inp.reshape(-1), self._largest):
-            raise AudioError("Stream.feed: the block holds NaN/Inf values")
+            bad = np.argwhere(~(np.abs(inp) <= self._largest))
+            raise AudioError(f"Stream.feed: the block holds {len(bad)} NaN/Inf value(s), the first at index "
+                             f"{tuple(int(i) for i in bad[0])} (channel, sample, input)")
         return inp
 
     @property

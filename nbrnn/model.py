@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
 from ._atomic import check_flag
-from .adapt import Plan, check_rate, is_choice, make_plan
+from .adapt import Plan, check_rate, is_choice, make_plan, real_float
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
-from .errors import ArgumentError, AudioError, shown
+from .errors import ArgumentError, AudioError, plain, shown
 from .network import Network, beyond_range, is_real, range_text, real_array
 
 #: Options of :func:`nbrnn.adapt.make_plan` that ``process`` passes through.
@@ -25,7 +26,7 @@ def check_warmup(value) -> float:
     if not is_real(value):
         raise ArgumentError(f"Argument 'warmup' must be a number of seconds from 0 to 60, not {shown(value)}")
     if not 0 <= value <= 60:
-        raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {float(value)!r}")
+        raise ArgumentError(f"Argument 'warmup' must be between 0 and 60 seconds, not {real_float(value)!r}")
     return float(value)
 
 
@@ -37,7 +38,7 @@ def check_activations(value) -> str:
 
 def no_conditioning(cond) -> bool:
     """Whether ``cond`` gives no conditioning values: None, or an empty dict, list or tuple."""
-    return cond is None or (isinstance(cond, (dict, list, tuple)) and len(cond) == 0)
+    return cond is None or (isinstance(cond, (Mapping, list, tuple)) and len(cond) == 0)
 
 
 def check_audio(x, name: str = "x") -> np.ndarray:
@@ -99,13 +100,24 @@ class Model:
     def __init__(self, network: Network, *, warmup: float = 0.0):
         if not isinstance(network, Network):
             raise ArgumentError(f"Argument 'network' must be an nbrnn Network, not {type(network).__name__}")
-        self.network = network
-        self.warmup = check_warmup(warmup)
+        self._network = network
+        self._warmup = check_warmup(warmup)
         self._packed = {}
         self._stream = None
         self._stream_key = None
 
     # -- description -------------------------------------------------------------------------------------------
+    # Read-only: the packed weights and a continuing stream are built from them (``Model(network, warmup=...)``
+    # makes another model).
+    @property
+    def network(self) -> Network:
+        return self._network
+
+    @property
+    def warmup(self) -> float:
+        """Seconds of silence run after every reset (NAM's prewarm)."""
+        return self._warmup
+
     @property
     def trained_rate(self) -> float:
         return self.network.trained_rate
@@ -200,14 +212,14 @@ class Model:
             raise ArgumentError(
                 f"the model has {len(names)} conditioning input(s) ({', '.join(names)}); pass Argument 'cond', "
                 f"e.g. cond={{{names[0]!r}: 0.5}} or a list of {len(names)} value(s) in the model's range (often 0..1)")
-        if isinstance(cond, dict):
+        if isinstance(cond, Mapping):
             values = [None] * len(names)
             keys = {}
             for key, value in cond.items():
                 index = self._cond_index(key)
                 if index in keys:
-                    raise ArgumentError(f"Argument 'cond' gives {names[index]!r} twice, as {keys[index]!r} and as "
-                                        f"{key!r}; give each conditioning input one value")
+                    raise ArgumentError(f"Argument 'cond' gives {names[index]!r} twice, as {shown(keys[index])} "
+                                        f"and as {shown(key)}; give each conditioning input one value")
                 keys[index] = key
                 values[index] = value
             missing = [names[i] for i, v in enumerate(values) if v is None]
@@ -238,11 +250,11 @@ class Model:
             if key in names:
                 return names.index(key)
             if not (key.isascii() and key.isdigit()):  # '²' is a digit that int() refuses
-                raise ArgumentError(f"Argument 'cond' names {key!r}, which is not one of {', '.join(names)}")
+                raise ArgumentError(f"Argument 'cond' names {shown(key)}, which is not one of {', '.join(names)}")
             index = int(key) if len(key) <= 18 else 0  # no 4300-digit int(): out of range either way
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool) and 1 <= index <= len(names):
             return int(index) - 1
-        raise ArgumentError(f"Argument 'cond' key {key!r} must be a name ({', '.join(names)}) "
+        raise ArgumentError(f"Argument 'cond' key {shown(key)} must be a name ({', '.join(names)}) "
                             f"or an input index from 1 to {len(names)}")
 
     @staticmethod
@@ -387,7 +399,7 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
     from .formats import read_network
 
     prewarm = check_flag(prewarm, "prewarm")
-    if rnn_nonlinearity not in (None, "tanh", "relu"):
+    if rnn_nonlinearity is not None and not is_choice(rnn_nonlinearity, ("tanh", "relu")):
         raise ArgumentError(f"Argument 'rnn_nonlinearity' must be 'tanh' or 'relu', not {shown(rnn_nonlinearity)}")
     if skip is not None and (isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0):
         raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {shown(skip)}")
@@ -399,7 +411,8 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
     warmup = 0.0
     if prewarm:
         if "prewarm_seconds" not in network.metadata:
-            raise ArgumentError(f"Argument 'prewarm' applies to NAM files; '{path}' is {network.format}")
+            raise ArgumentError(f"Argument 'prewarm' applies to NAM files; '{plain(network.source)}' is "
+                                f"{network.format}")
         warmup = float(network.metadata["prewarm_seconds"])
     return Model(network, warmup=warmup)
 

@@ -3,8 +3,8 @@
 Nothing is lost: the output is written to a temporary file beside the
 destination and moved into place only when complete; an existing file is kept
 unless ``overwrite=True``; no file the render reads (input, control file, model
-file) is ever overwritten; an interruption (Ctrl-C, and SIGTERM or SIGHUP in the
-command) or a failure leaves no partial file behind.
+file) is ever overwritten; an interruption (Ctrl-C, and SIGTERM, SIGHUP or SIGQUIT in
+the command) or a failure leaves no partial file behind.
 """
 
 from __future__ import annotations
@@ -300,6 +300,9 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
         An audio file at the input's rate and length whose channels are the
         time-varying conditioning signals, in the model's conditioning order.
     dtype : {'float32', 'float64'}
+        The float type the model runs in (and of a FLOAT or DOUBLE output's samples).
+    activations : {'accurate', 'fast'}
+        The activation path (see :meth:`Model.process`).
     overwrite : bool
         Replace an existing output (never the input).
     subtype : str, optional

@@ -151,3 +151,38 @@ def test_time_varying_knobs_are_held_through_the_resampling_methods(method):
     assert 10 * np.log10(np.sum(ref[200:-200] ** 2) / np.sum(err ** 2)) > 60
     swapped = model.process(resample_poly(x, 1, 2), 22050, method=method, cond=[slow[::-1], 0.3])
     assert np.max(np.abs(swapped - y)) > 1e-3  # the knob matters
+
+
+@pytest.mark.parametrize("resampler", ["fft", "polyphase"])
+def test_a_stream_fed_one_refilled_buffer_equals_one_call(resampler):
+    """The fft resampler holds the blocks until finish(): it kept the caller's array, so a buffer refilled for
+    every block (as an audio callback does) left only the last block's samples."""
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, 4000)
+    stream = model.stream(40000, method="resample", resampler=resampler)
+    buffer, parts = np.empty((1, 1000, 1)), []
+    for k in range(4):
+        buffer[0, :, 0] = x[k * 1000:(k + 1) * 1000]
+        parts.append(stream.feed(buffer))
+    y = np.concatenate(parts + [stream.finish()], axis=1)[0, :, 0]
+    np.testing.assert_array_equal(y, model.process(x, 40000, method="resample", resampler=resampler))
+
+
+@pytest.mark.parametrize("method", ["lagrange", "resample"])
+def test_a_read_only_block_is_processed_as_a_writeable_one(monkeypatch, method):
+    """A read-only array is another type to Numba: fed as it was, every kernel compiled again (seconds per kernel,
+    and new files in the cache). The kernels now only ever see writeable arrays."""
+    from nbrnn import _checks
+
+    seen = []
+    count_beyond = _checks.count_beyond
+    monkeypatch.setattr(_checks, "count_beyond", lambda a, limit: seen.append(a.flags.writeable) or count_beyond(
+        a, limit))
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    x = model.inputs(np.random.default_rng(2).uniform(-0.5, 0.5, 500))
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    a, b = model.stream(52000, method=method), model.stream(52000, method=method)
+    np.testing.assert_array_equal(np.concatenate([a.feed(frozen), a.finish()], axis=1),
+                                  np.concatenate([b.feed(x), b.finish()], axis=1))
+    assert seen and all(seen)

@@ -1,6 +1,7 @@
 """Bad input gets one clear NbrnnError naming the argument, the constraint and the value."""
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -333,9 +334,62 @@ def test_stream_feed_checks_its_block(model):
     assert stream.feed(good).shape == (2, 16, 1)
     for block, error in ((np.zeros((16, 2)), nbrnn.ArgumentError), (good.astype(np.float32), nbrnn.ArgumentError),
                          (good[:1], nbrnn.ArgumentError), ([[0.0]], nbrnn.ArgumentError), (None, nbrnn.ArgumentError),
-                         (np.full((2, 4, 1), np.nan), nbrnn.AudioError)):
+                         (np.full((2, 4, 1), np.nan), nbrnn.AudioError), (np.ma.masked_array(good), nbrnn.ArgumentError)):
         with pytest.raises(error, match="Stream.feed"):
             stream.feed(block)
+    bad = good.copy()
+    bad[1, 9, 0], bad[1, 12, 0] = np.inf, np.nan
+    with pytest.raises(nbrnn.AudioError, match=r"2 NaN/Inf value\(s\), the first at index \(1, 9, 0\)"):
+        stream.feed(bad)
+
+
+def test_arguments_that_numpy_would_take_are_refused(model):
+    """np.dtype(None) is float64; an array in `x in choices` raised numpy's "truth value is ambiguous"."""
+    for call in (lambda: model.process(np.zeros(4), 44100, dtype=None), lambda: model.stream(44100, dtype=None),
+                 lambda: model.inputs(np.zeros(4), dtype=None)):
+        with pytest.raises(nbrnn.ArgumentError, match="'dtype' must be 'float32' or 'float64', not None"):
+            call()
+    for name in ("rnn_nonlinearity", "format"):
+        with pytest.raises(nbrnn.ArgumentError, match=f"'{name}' must be"):
+            nbrnn.load(LSTM, **{name: np.array(["tanh", "npz"])})
+
+
+def test_messages_stay_short_whatever_the_value(model):
+    for call, name in ((lambda: model.process(np.zeros(4), "9" * 100000), "sample_rate"),
+                       (lambda: model.process(np.zeros(4), [1.0] * 100000), "sample_rate"),
+                       (lambda: model.process(np.zeros(4), 44100, warmup=10 ** 400), "warmup"),
+                       (lambda: nbrnn.Model(model.network, warmup=10 ** 400), "warmup")):
+        with pytest.raises(nbrnn.ArgumentError, match=f"'{name}'") as info:
+            call()
+        assert len(str(info.value)) < 200
+    knob = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[1.0, 1.0]], [0.0]),), input_names=("audio", "gain")))
+    for cond in ({"g" * 100000: 0.5}, {10 ** 100: 0.5}, {"gain": 0.5, "1": 0.5, **{"x" * 100000: 1}}):
+        with pytest.raises(nbrnn.ArgumentError, match="'cond'") as info:
+            knob.process(np.zeros(4), 44100, cond=cond)
+        assert len(str(info.value)) < 200
+
+
+def test_a_mapping_of_knob_values_is_read_by_name():
+    import types
+    knob = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[1.0, 1.0, 1.0]], [0.0]),), input_names=("audio", "a", "b")))
+    y = knob.process(np.zeros(3), 44100, cond=types.MappingProxyType({"b": 0.5, "a": 0.25}))
+    np.testing.assert_array_equal(y, 0.75)
+
+
+def test_a_model_s_network_and_warmup_cannot_change_under_its_packed_weights(model):
+    """The weights are packed (and a stream continued) from the network the model was made with: assigning
+    another network or warm-up used to go on running the old one while info() showed the new."""
+    for name, value in (("network", model.network), ("warmup", 1.0)):
+        with pytest.raises(AttributeError):
+            setattr(model, name, value)
+
+
+def test_prewarm_on_another_format_names_the_file_once(tmp_path):
+    path = tmp_path / "amp\nfile.json"
+    path.write_text(LSTM.read_text())
+    with pytest.raises(nbrnn.ArgumentError, match=r"applies to NAM files; '[^']*amp\\nfile.json' is agm") as info:
+        nbrnn.load(os.fsencode(path), prewarm=True)
+    assert "b'" not in str(info.value)
 
 
 def test_stream_feed_takes_large_finite_values_without_a_warning():
@@ -370,7 +424,8 @@ def test_stream_checks_find_one_bad_value_anywhere_and_take_the_largest_finite(d
         for where in ((0, 0), (1, 2050), (1, 4098)):
             wrong = block.copy()
             wrong[where + (0,)] = bad
-            with pytest.raises(nbrnn.AudioError, match="Stream.feed: the block holds NaN/Inf"):
+            with pytest.raises(nbrnn.AudioError, match=r"Stream.feed: the block holds 1 NaN/Inf value\(s\), "
+                               rf"the first at index \({where[0]}, {where[1]}, 0\)"):
                 model.stream(44100, dtype=dtype, channels=2).feed(wrong)
     # an output beyond the dtype's range: the head's bias plus the skip overflow to Inf
     over = _gru_with_skip(head_bias=big / 2)

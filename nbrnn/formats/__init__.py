@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from ..adapt import is_choice
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError, shown
 from ..network import Network
 from . import agm, keras, nam, torch_json
@@ -50,7 +51,7 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
 
 
 def _read(source: str, format: str | None, skip: int | None, rnn_nonlinearity: str | None) -> Network:
-    if format is not None and format not in FORMAT_NAMES:
+    if format is not None and not is_choice(format, FORMAT_NAMES):
         raise ArgumentError(f"Argument 'format' must be one of {', '.join(FORMAT_NAMES)}, not {shown(format)}")
     data = read_bytes(source)
     stripped = data.lstrip()
