@@ -263,3 +263,69 @@ def test_circuit_comparison_at_two_rates():
     naive, linear, cubic = (snr_db(*vs_circuit[:2]) for _, vs_circuit in doubled)
     assert linear == cubic  # at integer R both read the state 2 samples back
     assert naive < linear and abs(linear - accuracy) < 3.0
+
+
+# -- what the figures call unstable, and whose means they compare ---------------------------------------------------
+
+def test_only_diverged_runs_count_as_unstable():
+    """A stable run below 0 dB (the unadapted model far from its rate) was counted as unstable: the sweep's
+    'unstable models' panel was mostly the plain model."""
+    rows = [{"model": m, "trained_hz": 44100, "fs_hz": 88200, "ratio": 2.0, "method": "naive", "snr_db": -1.5,
+             "status": "negative", "input": None} for m in "ab"]
+    rows += [{"model": "a", "trained_hz": 44100, "fs_hz": 88200, "ratio": 2.0, "method": "lagrange3",
+              "snr_db": math.nan, "status": "diverged", "input": None}]
+    naive, cubic = sweep.summarise(rows)
+    assert (naive["method"], naive["diverged"], naive["negative"]) == ("naive", 0, 2)
+    assert (cubic["method"], cubic["diverged"], cubic["negative"]) == ("lagrange3", 1, 0)
+
+
+def test_the_sweep_draws_oversample_only_where_it_is_not_cubic_lagrange(tmp_path, monkeypatch):
+    """Above R = 1 oversample is cubic Lagrange (factor 1): drawn after it, it hid the default method's curve."""
+    from nbrnn.figures import plotting
+
+    figures = []
+    monkeypatch.setattr(plotting, "save_png", lambda fig, path: figures.append(fig) or path)
+    rows = [{"model": "a", "trained_hz": 44100, "fs_hz": 44100 * r, "ratio": r, "method": label, "snr_db": 30.0,
+             "status": "ok", "input": None} for r in (0.5, 0.8, 1.5, 2.0) for label in ("lagrange3", "oversample")]
+    summary = tmp_path / "s.csv"
+    sweep.write_csv(summary, ["ratio", "fs_hz", "method", "models", "diverged", "negative", "na", "median_db",
+                              "q25_db", "q75_db", "min_db", "max_db"],
+                    [[s["ratio"], s["fs_hz"], s["method"], s["models"], s["diverged"], s["negative"], s["na"],
+                      s["median"], s["q25"], s["q75"], s["min"], s["max"]] for s in sweep.summarise(rows)], [])
+    sweep.render(summary, tmp_path / "s.png", "test")
+    lines = {line.get_label(): line.get_xdata() for line in figures[0].axes[0].get_lines()}
+    assert list(lines["lagrange3"]) == [0.5, 0.8, 1.5, 2.0]
+    assert list(lines["oversample (R < 1)"]) == [0.5, 0.8]
+
+
+def test_means_of_other_models_are_not_set_beside_the_published_ones(tmp_path):
+    rows = [{"model": "mine", "rate": rate, "method": m.label, "snr_db": 20.0, "status": "ok", "signal": 1.0,
+             "error": 0.01} for rate in dafx24.RATES for m in dafx24.METHODS]
+    paths = dafx24.write(rows, tmp_path, suffix="_mine", published=None)
+    assert [p.name for p in paths] == ["dafx24_mine_snr.csv", "dafx24_mine_means.csv", "dafx24_mine_bars.png"]
+    text = paths[1].read_text()
+    assert "not the paper's 18: the published means are left out" in text and "ranking" not in text
+    assert all(line.endswith(",nan") for line in text.splitlines()[-15:])
+    assert not sources.is_paper_set(sources.models_in(DEFAULT_MODEL))
+
+
+@pytest.mark.parametrize("out,match", [("", "must name a folder, not ''"),
+                                       ("afile/sub", "must be a folder, not 'afile/sub': 'afile' is a file")])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_run(tmp_path, monkeypatch, out, match):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ArgumentError, match=f"'--out' {match}"):
+        main(["--only", "sweep", "--out", out, "--quiet"])
+
+
+def test_the_dafx24_tool_refuses_impossible_arguments_in_one_line(shared, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import dafx24_table
+
+    for args, match in ((["--riffs", "0"], "'--riffs' must be from 1 to 5"), (["--riffs", "-1"], "not -1"),
+                        (["--seconds", "-1"], "'--seconds' must be a positive"), (["--seconds", "nan"], "not nan"),
+                        (["--workers", "0"], "'workers' must be an integer"),
+                        (["--models", "/nonexistent/m"], "'models' must be a model file")):
+        assert dafx24_table.main(args + ["--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and match in err, err

@@ -92,12 +92,11 @@ def main(argv=None) -> int:
     from .parallel import Progress, check_scheduler, check_workers
     from .settings import Settings
     from .sources import shared_dir
+    from .tables import check_out
 
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     names = selected(args.only)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ArgumentError(f"Argument '--out' must be a folder, not the file {args.out!r}")
+    out = check_out(args.out)
     if args.models is not None and not args.models.strip():
         raise ArgumentError(f"Argument '--models' must be a folder of model files or a model file, not "
                             f"{args.models!r}")

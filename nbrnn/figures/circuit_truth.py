@@ -92,7 +92,7 @@ def write(rows, out, spec_name, trained_rate, seconds=SECONDS) -> list:
                 f"vs_model: SNR (dB) against the plain model at {trained_rate:g} Hz on test_signal("
                 f"{trained_rate:g}, {seconds:g} s), compared at the lower rate after FFT resampling",
                 f"both skip the first {SKIP:g} s; status: ok, diverged (UnstableError / non-finite output), "
-                f"negative (SNR < 0 dB), n/a (needs R >= 1); "
+                f"negative (stable, SNR < 0 dB), n/a (needs R >= 1); "
                 f"oversample at R >= 1 is cubic Lagrange; named = one of the common rates"]
     table = [[fmt_hz(r["fs_hz"]), fmt(r["ratio"], 6), r["method"], int(r["named"]), fmt(r["vs_circuit"], 2),
               r["circuit_status"], fmt(r["vs_model"], 2), r["model_status"]] for r in rows]
@@ -115,19 +115,24 @@ def render(csv_path, png_path):
                                        f"against the model at its trained rate ({trained / 1000:g} kHz)")):
         floor, ceiling = snr_axis_range([float(r[column]) for r in rows if r[status] == "ok"])
         for label in labels:
-            mine = [r for r in rows if r["method"] == label and r[status] != "n/a"]
+            # oversample above the trained rate is cubic Lagrange (factor 1): drawn where it differs only
+            mine = [r for r in rows if r["method"] == label and r[status] != "n/a" and not (
+                label == "oversample" and float(r["fs_hz"]) >= trained)]
             khz = np.array([float(r["fs_hz"]) / 1000 for r in mine])
             snr = np.array([float(r[column]) for r in mine])
-            ok = np.array([r[status] == "ok" for r in mine])
+            stable = np.array([r[status] != "diverged" for r in mine])
+            seen = stable & (snr >= floor)
             named = np.array([r["named"] == "1" for r in mine])
             colour = method_colour(label)
-            shown = np.where(ok, np.minimum(snr, ceiling), np.nan)
-            ax.plot(khz, shown, "-", color=colour, lw=1.3, label=label)
-            ax.plot(khz[ok & named], shown[ok & named], "o", color=colour, ms=3.5)
-            clip_marks(ax, khz[ok], snr[ok], ceiling, colour)
-            bad = ~ok
-            if bad.any():
-                ax.plot(khz[bad], np.full(bad.sum(), floor + 2.0), "x", color=colour, ms=5)
+            shown = np.where(seen, np.minimum(snr, ceiling), np.nan)
+            ax.plot(khz, shown, "-", color=colour, lw=1.3, label=label + (" (R < 1)" if label == "oversample" else ""))
+            ax.plot(khz[seen & named], shown[seen & named], "o", color=colour, ms=3.5)
+            clip_marks(ax, khz[stable], snr[stable], ceiling, colour)
+            below = stable & ~seen
+            if below.any():
+                ax.plot(khz[below], np.full(below.sum(), floor), "v", color=colour, ms=5, clip_on=False)
+            if (~stable).any():
+                ax.plot(khz[~stable], np.full((~stable).sum(), floor + 2.0), "x", color=colour, ms=5)
         ax.set_ylim(floor, ceiling)
         ax.axvline(trained / 1000, color="k", lw=0.6, ls=":")
         ax.set_ylabel("SNR (dB)")
@@ -138,7 +143,8 @@ def render(csv_path, png_path):
     bottom.set_xticks(ticks)
     bottom.set_xticklabels([f"{t:g}" for t in ticks])
     bottom.minorticks_off()
-    bottom.set_xlabel("run rate fs' (kHz); dots: common rates; x: unstable; ^: above the axis (exact at R = 1)")
+    bottom.set_xlabel("run rate fs' (kHz); dots: common rates; x: diverged; ^ / v: above / below the axis "
+                      "(exact at R = 1)")
     fig.tight_layout()
     return save_png(fig, png_path)
 

@@ -182,21 +182,27 @@ def protocol_lines(seconds, lead, tail, dtype) -> list:
             "status: ok, diverged (UnstableError / non-finite output) or negative (SNR < 0 dB)"]
 
 
-def write(rows, out, *, suffix="", comments=()) -> list:
+def write(rows, out, *, suffix="", comments=(), published: dict | None = PUBLISHED_MEANS) -> list:
     """Write our per-model SNRs, the means beside the published means, and the bar chart.
 
     The paper's per-model values stay in the shared data (they are its authors'); only the
-    published means, quoted in the project's documentation, go into the files.
+    published means, quoted in the project's documentation, go into the files.  ``published=None``
+    for another set of models than the paper's 18: their means are not comparable, and are left out.
     """
     table = [[r["model"], fmt_hz(r["rate"]), r["method"], fmt(r["snr_db"], 2), r["status"]] for r in rows]
     per_model = write_csv(out / f"dafx24{suffix}_snr.csv", ["model", "fs_hz", "method", "snr_db", "status"], table,
                           comments)
     ours = means(rows)
-    mean_rows = [[fmt_hz(rate), m, fmt(ours[rate][m], 2), fmt(PUBLISHED_MEANS.get(rate, {}).get(m, math.nan), 1)]
+    mean_rows = [[fmt_hz(rate), m, fmt(ours[rate][m], 2), fmt((published or {}).get(rate, {}).get(m, math.nan), 1)]
                  for rate in sorted(ours) for m in ours[rate]]
-    problems = ranking_disagreements(ours)
-    verdict = ("ranking agrees with the published means wherever they differ by more than "
-               f"{RANKING_MARGIN:g} dB" if not problems else "ranking disagrees: " + "; ".join(problems))
+    problems = ranking_disagreements(ours, published or {})
+    if published is None:
+        verdict = (f"{len({r['model'] for r in rows})} model(s), not the paper's 18: the published means are left "
+                   f"out")
+    elif not problems:
+        verdict = f"ranking agrees with the published means wherever they differ by more than {RANKING_MARGIN:g} dB"
+    else:
+        verdict = "ranking disagrees: " + "; ".join(problems)
     means_csv = write_csv(out / f"dafx24{suffix}_means.csv", ["fs_hz", "method", "mean_snr_db", "published_mean_db"],
                           mean_rows, list(comments) + [verdict])
     png = render(means_csv, out / f"dafx24{suffix}_bars.png")
@@ -211,6 +217,7 @@ def render(means_csv, png_path):
     rates = list(dict.fromkeys(r["fs_hz"] for r in rows))
     labels = list(dict.fromkeys(r["method"] for r in rows))
     value = {(r["fs_hz"], r["method"]): (float(r["mean_snr_db"]), float(r["published_mean_db"])) for r in rows}
+    compared = not all(math.isnan(pub) for _, pub in value.values())
     fig = figure(9.0, 4.8)
     ax = fig.subplots()
     width = 0.8 / len(labels)
@@ -220,15 +227,18 @@ def render(means_csv, png_path):
         pub = [value[(r, label)][1] for r in rates]
         colour = method_colour(label)
         ax.bar(x - width * 0.2, ours, width * 0.45, color=colour, label=f"{label}")
-        ax.bar(x + width * 0.25, pub, width * 0.45, facecolor="white", edgecolor=colour, hatch="////", lw=0.8)
+        if compared:
+            ax.bar(x + width * 0.25, pub, width * 0.45, facecolor="white", edgecolor=colour, hatch="////", lw=0.8)
         for xi, o in zip(x, ours):
             ax.text(xi - width * 0.2, max(o, 0) + 0.8, f"{o:.0f}", ha="center", fontsize=6)
-    ax.bar([np.nan], [np.nan], facecolor="white", edgecolor="k", hatch="////", label="published (hatched)")
+    if compared:
+        ax.bar([np.nan], [np.nan], facecolor="white", edgecolor="k", hatch="////", label="published (hatched)")
     ax.axhline(0.0, color="k", lw=0.6)
     ax.set_xticks(np.arange(len(rates)))
     ax.set_xticklabels([f"{float(r) / 1000:g} kHz" for r in rates])
     ax.set_ylabel("mean SNR over models (dB)")
-    ax.set_title("DAFx-24 protocol: ours (filled) beside the published means (hatched)")
+    ax.set_title("DAFx-24 protocol: ours (filled) beside the published means (hatched)" if compared else
+                 "DAFx-24 protocol on other models than the paper's (no published means)")
     ax.legend(ncol=3, fontsize=8, loc="upper left")
     ax.set_ylim(min(-5.0, ax.get_ylim()[0]), max(ax.get_ylim()[1], 70.0))
     fig.text(0.01, 0.01, comments[-1], fontsize=7)
@@ -246,8 +256,11 @@ def missing(settings):
 def make(settings) -> list:
     models = sources.models_in(settings.models_dir) if settings.models_dir else sources.proteus_models(settings.shared)
     seconds = 1.0 if settings.quick else None
-    suffix = "_quick" if settings.quick else ""
+    paper = sources.is_paper_set(models)
+    suffix = ("" if paper else "_" + sources.model_set_name(settings.models_dir, settings.shared)) + (
+        "_quick" if settings.quick else "")
     settings.progress.say(f"[dafx24] {len(models)} model(s) x {len(RATES)} rates x {len(METHODS)} methods on "
                           f"{'1 s of each riff' if settings.quick else 'the whole riffs'}")
     rows = compute(models, settings.shared, settings, seconds=seconds)
-    return write(rows, settings.out, suffix=suffix, comments=protocol_lines(seconds, LEAD, TAIL, "float64"))
+    return write(rows, settings.out, suffix=suffix, comments=protocol_lines(seconds, LEAD, TAIL, "float64"),
+                 published=PUBLISHED_MEANS if paper else None)

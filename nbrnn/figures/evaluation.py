@@ -31,9 +31,10 @@ from ..errors import ArgumentError, UnstableError, shown
 
 COMPARE_AT = ("trained", "run", "lower")
 
-#: Statuses of a run: 'diverged' (the engine raised UnstableError or the output is not finite) and
-#: 'negative' (SNR below 0 dB) both count as unstable in the figures.
-UNSTABLE = ("diverged", "negative")
+#: Statuses of a run besides 'ok': 'diverged' (the engine raised UnstableError or the output is not finite: the
+#: only one the figures mark as unstable), 'negative' (SNR below 0 dB: a stable run that is mostly error, as the
+#: unadapted model far from its rate is) and 'n/a'.
+DIVERGED = "diverged"
 
 #: Methods that refuse R < 1 (no causal interpolation below the trained rate).
 NEEDS_R_AT_LEAST_1 = ("linear", "allpass")

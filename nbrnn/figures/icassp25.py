@@ -26,7 +26,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import sources
-from .evaluation import UNSTABLE, Outcome, evaluate, method, plain_output, pooled, snr_db
+from .evaluation import DIVERGED, Outcome, evaluate, method, plain_output, pooled, snr_db
 from .tables import fmt, fmt_hz, read_csv, write_csv
 
 ORDERS = (1, 2, 3, 4, 5)
@@ -91,7 +91,8 @@ def summarise(rows) -> list:
         values = np.array([r["snr_db"] if not math.isnan(r["snr_db"]) else -math.inf for r in group])
         finite = np.sort(values)
         out.append({"direction": direction, "kernel": kernel, "order": order, "models": len(group),
-                    "unstable": sum(r["status"] in UNSTABLE for r in group),
+                    "diverged": sum(r["status"] == DIVERGED for r in group),
+                    "negative": sum(r["status"] == "negative" for r in group),
                     "mean": float(np.mean(values)), "median": float(np.median(values)),
                     "q25": float(np.percentile(finite, 25, method="lower")),
                     "q75": float(np.percentile(finite, 75, method="higher")),
@@ -104,12 +105,12 @@ def write(rows, out, *, suffix="", comments=()) -> list:
               r["status"]] for r in rows]
     per_model = write_csv(out / f"icassp25{suffix}_snr.csv",
                           ["model", "direction", "fs_hz", "kernel", "order", "snr_db", "status"], table, comments)
-    summary_rows = [[s["direction"], s["kernel"], s["order"], s["models"], s["unstable"],
+    summary_rows = [[s["direction"], s["kernel"], s["order"], s["models"], s["diverged"], s["negative"],
                      *(fmt(s[k], 2) for k in ("mean", "median", "q25", "q75", "min", "max"))]
                     for s in summarise(rows)]
     summary = write_csv(out / f"icassp25{suffix}_summary.csv",
-                        ["direction", "kernel", "order", "models", "unstable", "mean_db", "median_db", "q25_db",
-                         "q75_db", "min_db", "max_db"], summary_rows,
+                        ["direction", "kernel", "order", "models", "diverged", "negative", "mean_db", "median_db",
+                         "q25_db", "q75_db", "min_db", "max_db"], summary_rows,
                         list(comments) + ["across models: mean, median, quartiles (nearest model), min, max"])
     png = render(summary, out / f"icassp25{suffix}_orders.png")
     return [per_model, summary, png]
@@ -136,8 +137,8 @@ def render(summary_csv, png_path):
                         fmt="o-" if direction == "up" else "s--", color=colours[direction], capsize=3,
                         label=f"{direction}: R = {float(ratio):.5g}")
             for o, r in zip(order, mine):
-                if int(r["unstable"]):
-                    ax.annotate(f"{r['unstable']} unstable", (o + shift, float(r["median_db"])), fontsize=6,
+                if int(r["diverged"]):
+                    ax.annotate(f"{r['diverged']} diverged", (o + shift, float(r["median_db"])), fontsize=6,
                                 xytext=(3, -10), textcoords="offset points", color=colours[direction])
         ax.set_title(f"{kernel.capitalize()} kernels")
         ax.set_xlabel("order")
@@ -171,4 +172,6 @@ def make(settings) -> list:
     settings.progress.say(f"[icassp25] {len(models)} model(s) x up/down x {len(METHODS)} kernels on "
                           f"{'0.5 s of each clip' if settings.quick else 'the whole clips'}")
     rows = compute(models, settings.shared, settings, seconds=seconds)
-    return write(rows, settings.out, suffix="_quick" if settings.quick else "", comments=protocol_lines(seconds))
+    tag = "" if sources.is_paper_set(models) else "_" + sources.model_set_name(settings.models_dir, settings.shared)
+    return write(rows, settings.out, suffix=tag + ("_quick" if settings.quick else ""),
+                 comments=protocol_lines(seconds))

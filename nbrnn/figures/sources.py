@@ -139,6 +139,12 @@ def proteus_models(shared: Path) -> list[ModelSpec]:
     return models_in(shared / "models" / "proteus")
 
 
+def is_paper_set(models) -> bool:
+    """Whether ``models`` are the papers' 18 (DAFx-24 labels): the published figures are of that set only, and
+    the files of another set carry its name."""
+    return sorted(spec.name for spec in models) == sorted(PROTEUS_LABELS.values())
+
+
 def article_model(shared: Path) -> ModelSpec:
     return ModelSpec("metal_face_lstm28_96k", str(shared.joinpath(*ARTICLE_MODEL)), ARTICLE_RATE)
 

@@ -17,8 +17,10 @@ inside; for R >= 1, L = 1 and it *is* cubic Lagrange (same plan, so the run is
 shared and the rows are equal).
 
 A run is unstable when the engine reports divergence (``UnstableError``) or
-the output is not finite (status 'diverged'), or the SNR is below 0 dB
-(status 'negative').
+the output is not finite (status 'diverged'); a stable run with an SNR below
+0 dB (status 'negative', as the unadapted model far from its rate) is counted
+apart.  The plot draws ``oversample`` below R = 1 only: above, it is the
+cubic Lagrange curve.
 
 The rates are 60 geometrically spaced values of R rounded to a whole grid of
 Hz (so the polyphase resampler's fractions stay small and the padded signals
@@ -39,7 +41,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import sources
-from .evaluation import UNSTABLE, evaluate, method, plain_output, snr_db
+from .evaluation import DIVERGED, evaluate, method, plain_output, snr_db
 from .tables import fmt, fmt_hz, read_csv, write_csv
 
 METHODS = (
@@ -172,7 +174,8 @@ def quantile(values, p: float) -> float:
 
 
 def summarise(rows) -> list:
-    """Per (ratio, method): number of models, unstable and n/a counts, median, quartiles, min and max SNR."""
+    """Per (ratio, method): number of models, diverged, negative and n/a counts, median, quartiles, min and max
+    SNR."""
     groups = {}
     for row in rows:
         groups.setdefault((round(row["ratio"], 6), row["method"]), []).append(row)
@@ -183,7 +186,8 @@ def summarise(rows) -> list:
         applicable = [r for r in group if r["status"] != "n/a"]
         values = sorted(r["snr_db"] if not math.isnan(r["snr_db"]) else -math.inf for r in applicable)
         out.append({"ratio": ratio, "fs_hz": group[0]["fs_hz"], "method": label, "models": len(group),
-                    "unstable": sum(r["status"] in UNSTABLE for r in group),
+                    "diverged": sum(r["status"] == DIVERGED for r in group),
+                    "negative": sum(r["status"] == "negative" for r in group),
                     "na": len(group) - len(applicable),
                     "median": quantile(values, 0.5), "q25": quantile(values, 0.25), "q75": quantile(values, 0.75),
                     "min": values[0] if values else math.nan, "max": values[-1] if values else math.nan})
@@ -205,18 +209,19 @@ def write(rows, out, tag, *, dtype="float32", activations="fast") -> list:
     comments = [f"SNR (dB) of the adapted model at fs' = R*fs against the plain model at fs, compared at the lower "
                 f"of the two rates after ideal (FFT) resampling; dtype {dtype}, activations {activations}",
                 *(f"input: {text}" for text in inputs),
-                "status: ok; diverged (UnstableError / non-finite output) or negative (SNR < 0 dB), both counted "
-                "as unstable; n/a = method needs R >= 1",
+                "status: ok; diverged (UnstableError / non-finite output: unstable); negative (stable, SNR < 0 dB); "
+                "n/a = method needs R >= 1",
                 "oversample at R >= 1 is cubic Lagrange (factor 1, the same plan and run)"]
     table = [[r["model"], fmt_hz(r["trained_hz"]), fmt_hz(r["fs_hz"]), fmt(r["ratio"], 6),
               r["method"], fmt(r["snr_db"], 2), r["status"]] for r in rows]
     per_model = write_csv(out / f"sweep_{tag}.csv", ["model", "trained_hz", "fs_hz", "ratio", "method", "snr_db",
                                                      "status"], table, comments)
-    summary_rows = [[fmt(s["ratio"], 6), fmt_hz(s["fs_hz"]), s["method"], s["models"], s["unstable"], s["na"],
+    summary_rows = [[fmt(s["ratio"], 6), fmt_hz(s["fs_hz"]), s["method"], s["models"], s["diverged"],
+                     s["negative"], s["na"],
                      *(fmt(s[k], 2) for k in ("median", "q25", "q75", "min", "max"))] for s in summarise(rows)]
     summary = write_csv(out / f"sweep_{tag}_summary.csv",
-                        ["ratio", "fs_hz", "method", "models", "unstable", "na", "median_db", "q25_db", "q75_db",
-                         "min_db", "max_db"], summary_rows,
+                        ["ratio", "fs_hz", "method", "models", "diverged", "negative", "na", "median_db", "q25_db",
+                         "q75_db", "min_db", "max_db"], summary_rows,
                         comments + ["across models: median and quartiles (IQR), min and max; a diverged run counts "
                                     "as -inf; fs_hz is that of the first model"])
     png = render(summary, out / f"sweep_{tag}.png", tag)
@@ -224,7 +229,8 @@ def write(rows, out, tag, *, dtype="float32", activations="fast") -> list:
 
 
 def render(summary_csv, png_path, tag):
-    """SNR median (line) and IQR (band) against R per method; below, the count of unstable models."""
+    """SNR median (line) and IQR (band) against R per method; below, the count of diverged models.
+    ``oversample`` is drawn below R = 1 only (above, it is cubic Lagrange, whose curve it would cover)."""
     from .plotting import clip_marks, figure, method_colour, save_png, snr_axis_range
 
     comments, rows = read_csv(summary_csv)
@@ -234,27 +240,29 @@ def render(summary_csv, png_path, tag):
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     floor, ceiling = snr_axis_range([float(r["median_db"]) for r in rows])
     for index, label in enumerate(labels):
-        mine = [r for r in rows if r["method"] == label and int(r["na"]) < int(r["models"])]
+        mine = [r for r in rows if r["method"] == label and int(r["na"]) < int(r["models"]) and not (
+            label == "oversample" and float(r["ratio"]) >= 1.0)]
         ratio = np.array([float(r["ratio"]) for r in mine])
         median = np.array([float(r["median_db"]) for r in mine])
         colour = method_colour(label)
-        top.plot(ratio, np.clip(median, floor - 1, ceiling), "-", color=colour, label=label, lw=1.4)
+        top.plot(ratio, np.clip(median, floor - 1, ceiling), "-", color=colour, lw=1.4,
+                 label=label + (" (R < 1)" if label == "oversample" else ""))
         clip_marks(top, ratio, median, ceiling, colour)
         if n_models > 1:
             lo = np.clip([float(r["q25_db"]) for r in mine], floor - 1, ceiling)
             hi = np.clip([float(r["q75_db"]) for r in mine], floor - 1, ceiling)
             top.fill_between(ratio, lo, hi, color=colour, alpha=0.15, lw=0)
-        bad = [(float(r["ratio"]), int(r["unstable"])) for r in mine if int(r["unstable"]) > 0]
+        bad = [(float(r["ratio"]), int(r["diverged"])) for r in mine if int(r["diverged"]) > 0]
         if bad:
             x, count = zip(*bad)
             bottom.plot(x, np.array(count) + 0.06 * (index - len(labels) / 2), "x", color=colour, ms=4)
-            # unstable points on the main axes too, in one row per method above the floor
+            # diverged points on the main axes too, in one row per method above the floor
             top.plot(x, [floor + 0.8 + 0.5 * index] * len(x), "x", color=colour, ms=4)
     top.set_ylim(floor, ceiling)
     top.axvline(1.0, color="k", lw=0.6, ls=":")
     top.set_ylabel("SNR (dB)")
     spread = "median and interquartile range over " if n_models > 1 else ""
-    top.set_title(f"Sample-rate sweep, {tag}: {spread}{n_models} model(s); x: unstable; ^: above the axis")
+    top.set_title(f"Sample-rate sweep, {tag}: {spread}{n_models} model(s); x: diverged; ^: above the axis")
     top.legend(ncol=4, fontsize=8, loc="lower center")
     bottom.set_xscale("log")
     ticks = [0.5, 0.75, 1, 1.5, 2, 3, 4]
@@ -263,7 +271,7 @@ def render(summary_csv, png_path, tag):
     bottom.minorticks_off()
     bottom.set_xlim(min(float(r["ratio"]) for r in rows) * 0.97, max(float(r["ratio"]) for r in rows) * 1.03)
     bottom.set_ylim(-0.5, n_models + 0.5)
-    bottom.set_ylabel("unstable models")
+    bottom.set_ylabel("diverged models")
     bottom.set_xlabel("R = run rate / trained rate")
     fig.tight_layout()
     return save_png(fig, png_path)

@@ -34,6 +34,27 @@ def fmt_hz(rate) -> str:
     return str(int(rate)) if rate.is_integer() else f"{rate:.3f}"
 
 
+def check_out(text: str, argument: str = "--out") -> Path:
+    """The output folder ``text``, checked before any figure is computed: not empty, and it or the nearest folder
+    above it that exists (where it will be made) is a folder this process can write to."""
+    from ..errors import ArgumentError, shown
+
+    if not isinstance(text, str) or not text.strip():
+        raise ArgumentError(f"Argument '{argument}' must name a folder, not {shown(text)}")
+    out = Path(text)
+    there = out
+    while not there.exists() and there.parent != there:
+        there = there.parent
+    if there == out and not out.is_dir():
+        raise ArgumentError(f"Argument '{argument}' must be a folder, not the file {shown(text)}")
+    if not there.is_dir():
+        raise ArgumentError(f"Argument '{argument}' must be a folder, not {shown(text)}: {shown(str(there))} is a file")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise ArgumentError(f"Argument '{argument}' must be a folder you can write to, not {shown(text)} "
+                            f"({shown(str(there))} is not writable)")
+    return out
+
+
 def atomic_write(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
