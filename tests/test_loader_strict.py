@@ -400,6 +400,15 @@ def test_agm_skip_that_coreaudioml_broadcasts_is_refused(tmp_path):
     assert nbrnn.load(_json(tmp_path, obj)).network.output_size == 2
 
 
+@pytest.mark.parametrize("path", [AGM, TORCH_JSON])
+def test_a_caller_skip_the_model_cannot_take_names_the_argument(path):
+    """It was a ModelShapeError about the network, as if the file were at fault."""
+    assert nbrnn.load(path, skip=1).network.skip == 1
+    with pytest.raises(nbrnn.ArgumentError, match=r"Argument 'skip' must be from 0 to 1 for '.*' \(1 input\(s\), "
+                                                  r"1 output\(s\)\), not 5"):
+        nbrnn.load(path, skip=5)
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
 def test_nbrnn_layout_arrays_no_layer_uses_are_refused(tmp_path, suffix):
     """A cut 'nbrnn.layers' list ran a shorter network; a stray array was ignored."""

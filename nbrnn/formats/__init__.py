@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..adapt import is_choice
-from ..errors import ArgumentError, ModelFormatError, ModelShapeError, shown
+from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain, shown
 from ..network import Network
 from . import agm, keras, nam, torch_json
 from ._common import MAX_ZIP_RECORDS, parse_json, rate_value, read_bytes, zip_entries
@@ -36,7 +36,7 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
     """
     source = os.fsdecode(os.fspath(path))
     try:
-        network = _read(source, format, skip, rnn_nonlinearity)
+        network = _read(source, format, rnn_nonlinearity)
     except ModelShapeError as exc:  # a check of the network as a whole: say which file it is about
         if source in str(exc):
             raise
@@ -47,10 +47,10 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
             raise ArgumentError(f"Argument 'rnn_nonlinearity' is {rnn_nonlinearity!r}, but '{source}' records its "
                                 f"RNN layers as {', '.join(sorted(recorded))} ({network.format}); the argument is "
                                 f"for files that do not record it")
-    return network
+    return _with_skip(network, skip)
 
 
-def _read(source: str, format: str | None, skip: int | None, rnn_nonlinearity: str | None) -> Network:
+def _read(source: str, format: str | None, rnn_nonlinearity: str | None) -> Network:
     if format is not None and not is_choice(format, FORMAT_NAMES):
         raise ArgumentError(f"Argument 'format' must be one of {', '.join(FORMAT_NAMES)}, not {shown(format)}")
     data = read_bytes(source)
@@ -61,7 +61,7 @@ def _read(source: str, format: str | None, skip: int | None, rnn_nonlinearity: s
             format is None and _looks_like_safetensors(data)):
         from . import containers
 
-        return _with_skip(containers.read(source, data, format, rnn_nonlinearity), skip)
+        return containers.read(source, data, format, rnn_nonlinearity)
     if format == "torch-checkpoint" or (format is None and not stripped.startswith((b"{", b"["))):
         if format is None and not (data[:4] == _ZIP_MAGIC or data[:1] == b"\x80"):
             raise ModelFormatError(
@@ -70,7 +70,7 @@ def _read(source: str, format: str | None, skip: int | None, rnn_nonlinearity: s
         from .torch_pickle import read_torch_checkpoint
 
         tensors = read_torch_checkpoint(source)
-        return torch_json.network_from_tensors(tensors, source, "torch-checkpoint", skip=skip or 0,
+        return torch_json.network_from_tensors(tensors, source, "torch-checkpoint",
                                                rnn_nonlinearity=rnn_nonlinearity or "tanh")
     obj = parse_json(data, source)
     candidates = [m for m in JSON_FORMATS if format in (None, m.NAME)]
@@ -80,9 +80,9 @@ def _read(source: str, format: str | None, skip: int | None, rnn_nonlinearity: s
             rejected.append(f"{module.NAME}: {_detect_reason(module)}")
             continue
         if module is torch_json:
-            return torch_json.network_from_tensors(obj, source, torch_json.NAME, skip=skip or 0,
+            return torch_json.network_from_tensors(obj, source, torch_json.NAME,
                                                    rnn_nonlinearity=rnn_nonlinearity or "tanh")
-        return _with_skip(module.from_json(obj, source), skip)
+        return module.from_json(obj, source)
     raise ModelFormatError(f"'{source}' is {_describe_json(obj)}, which no loader accepts: " + "; ".join(rejected))
 
 
@@ -92,6 +92,10 @@ def _with_skip(net: Network, skip: int | None) -> Network:
         return net
     import dataclasses
 
+    most = min(net.input_size, net.output_size)
+    if skip > most:
+        raise ArgumentError(f"Argument 'skip' must be from 0 to {most} for '{plain(net.source)}' ({net.input_size} "
+                            f"input(s), {net.output_size} output(s)), not {skip}")
     return dataclasses.replace(net, skip=skip)
 
 
