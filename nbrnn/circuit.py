@@ -44,7 +44,7 @@ from scipy import signal as sps
 from scipy.special import erf
 
 from nbrnn._kernels import _CACHE
-from nbrnn.adapt import real_float
+from nbrnn.adapt import MAX_RATE, real_float
 from nbrnn.errors import ArgumentError, AudioError, shown
 
 __all__ = [
@@ -102,6 +102,14 @@ class DiodeClipper:
     ideality_thermal_voltage: float = 45.3e-3
     drive: float = 4.0
 
+    def __post_init__(self):
+        for name in ("resistance", "capacitance", "saturation_current", "ideality_thermal_voltage", "drive"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                    math.isfinite(real_float(value)) and value > 0):
+                raise ArgumentError(f"Argument '{name}' of DiodeClipper must be a finite number > 0, not "
+                                    f"{shown(value)}")
+
     @property
     def cutoff_hz(self) -> float:
         """Small-signal cutoff frequency ``1 / (2 pi R C)`` in Hz."""
@@ -137,6 +145,10 @@ MIN_OVERSAMPLE = 8
 # Below this the automatic oversampling factor (and its filter) grows without
 # bound, and no audio effect runs there anyway.
 _MIN_SAMPLE_RATE = 1000.0
+#: Largest oversampling factor (the automatic one is at most 768, at 1 kHz) and internal length, in samples
+#: (2**31 float64 values: 16 GiB), taken before any memory is allocated.
+_MAX_OVERSAMPLE = 1024
+_MAX_INTERNAL_SAMPLES = 2 ** 31
 
 # Resampling filter: a Kaiser-windowed sinc with this many zero crossings on
 # each side, cut off at the audio Nyquist.  beta = 9 gives ~90 dB stopband;
@@ -317,11 +329,25 @@ def simulate_diode_clipper(
     """
     samples = _check_audio(x, "x")
     rate = _check_sample_rate(sample_rate, "sample_rate")
+    if not isinstance(circuit, DiodeClipper):
+        raise ArgumentError(f"Argument 'circuit' must be a DiodeClipper, not {type(circuit).__name__}")
     gain = circuit.drive if drive is None else _check_positive(drive, "drive")
     factor = internal_oversample(rate) if oversample is None else _check_oversample(oversample)
+    if samples.size * factor > _MAX_INTERNAL_SAMPLES:
+        raise ArgumentError(f"Argument 'x' of {samples.size} samples, oversampled {factor} times, is more than "
+                            f"{_MAX_INTERNAL_SAMPLES} samples to integrate: simulate it in parts")
+    constants = (circuit.time_constant, 2.0 * circuit.saturation_current / circuit.capacitance)
+    if not all(math.isfinite(c) and c > 0 for c in constants):
+        raise ArgumentError(f"Argument 'circuit' has component values whose products leave float64's range: "
+                            f"R*C = {constants[0]!r}, 2*Is/C = {constants[1]!r}")
     if samples.size == 0:
         return np.zeros(0)
-    u = gain * samples
+    with np.errstate(over="ignore"):
+        u = gain * samples
+    if not np.all(np.isfinite(u)):
+        bad = int(np.flatnonzero(~np.isfinite(u))[0])
+        raise AudioError(f"Argument 'x' times the drive ({gain:g} V) leaves float64's range: sample {bad} is "
+                         f"{samples[bad]!r}")
     if factor > 1:
         h = _resampling_filter(factor)
         u = sps.resample_poly(u, factor, 1, window=h)
@@ -344,6 +370,7 @@ def simulate_diode_clipper(
 # Built-in test signal
 
 _TEST_PERIOD = 2.0
+_MAX_TEST_SAMPLES = 2 ** 28  # 2 GiB of float64: 93 min at 48 kHz
 # Highest partial frequency: with the onset smoothing below, the signal has no
 # energy above ~6 kHz, so any rate from 16 kHz up samples it without aliasing.
 _TEST_MAX_PARTIAL_HZ = 5000.0
@@ -450,8 +477,10 @@ def test_signal(sample_rate: float, seconds: float = 2.0) -> np.ndarray:
         0.8), a quiet A3 note (0.06, nearly linear through the clipper), a
         loud A2 note (0.6) and a logarithmic sine sweep 80 Hz - 4 kHz (0.5).
         Notes are plucked-string-like sums of decaying, slightly inharmonic
-        partials below 5 kHz; events switch on and off with erf edges, so the
-        signal is band-limited to about 6 kHz and ``|x| <= 0.8``.
+        partials below 5 kHz, whose peaks stay well below their levels (about
+        0.34, 0.04 and 0.31); events switch on and off with erf edges, so the
+        signal is band-limited to about 6 kHz, and its peak is the sweep's:
+        ``|x| <= 0.5``.
 
     Raises
     ------
@@ -466,6 +495,9 @@ def test_signal(sample_rate: float, seconds: float = 2.0) -> np.ndarray:
         )
     duration = _check_positive(seconds, "seconds")
     n = int(round(duration * rate))
+    if n > _MAX_TEST_SAMPLES:
+        raise ArgumentError(f"Argument 'seconds' gives {n} samples at {rate:g} Hz, more than {_MAX_TEST_SAMPLES}: "
+                            f"not {shown(seconds)}")
     t = np.arange(n) / rate
     local = np.mod(t, _TEST_PERIOD)
     x = np.zeros(n)
@@ -496,20 +528,23 @@ def _check_positive(value, name: str) -> float:
 
 def _check_sample_rate(value, name: str) -> float:
     rate = _check_positive(value, name)
-    if rate < _MIN_SAMPLE_RATE:
-        raise ArgumentError(f"Argument '{name}' must be >= {_MIN_SAMPLE_RATE:g} Hz, not {shown(value)}")
+    if not _MIN_SAMPLE_RATE <= rate <= MAX_RATE:
+        raise ArgumentError(f"Argument '{name}' must be from {_MIN_SAMPLE_RATE:g} Hz to {MAX_RATE:g} Hz, "
+                            f"not {shown(value)}")
     return rate
 
 
 def _check_oversample(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentError(f"Argument 'oversample' must be an integer >= 1, not {shown(value)}")
-    if value < 1:
-        raise ArgumentError(f"Argument 'oversample' must be an integer >= 1, not {shown(value)}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= _MAX_OVERSAMPLE:
+        raise ArgumentError(f"Argument 'oversample' must be an integer from 1 to {_MAX_OVERSAMPLE}, "
+                            f"not {shown(value)}")
     return int(value)
 
 
 def _check_audio(x, name: str) -> np.ndarray:
+    if isinstance(x, np.ma.MaskedArray):
+        raise AudioError(f"Argument '{name}' is a masked array; every sample is simulated, masked or not: "
+                         f"pass {name}.filled(0.0) (or another fill value)")
     array = np.asarray(x)
     if array.dtype.kind != "f":
         raise AudioError(f"Argument '{name}' must hold floating-point samples, not dtype {array.dtype}")

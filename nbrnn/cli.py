@@ -229,7 +229,7 @@ def _export(args) -> int:
     from .model import load
 
     model = load(args.model, trained_rate=args.trained_rate, skip=args.skip)
-    export(model.network, args.output, overwrite=args.overwrite)
+    export(model.network, args.output, overwrite=args.overwrite, warmup=model.warmup, argument="OUT")
     print(f"wrote {one_line(args.output)}", file=sys.stderr)
     return 0
 

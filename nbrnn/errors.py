@@ -40,10 +40,10 @@ class OutputError(NbrnnError, OSError):
 
 
 def plain(value, limit: int = 120) -> str:
-    """Text taken from a file, fit for a one-line message: control characters escaped, at most ``limit``
-    characters (a file can hold terminal escape codes, line breaks or megabytes in a name)."""
-    text = value if isinstance(value, str) else repr(value)
-    text = text[:2 * limit].encode("unicode_escape").decode("ascii")
+    """Text taken from a file, fit for a one-line message: control characters escaped (others, accented ones too,
+    kept), at most ``limit`` characters (a file can hold terminal escape codes, line breaks or megabytes in a
+    name)."""
+    text = one_line((value if isinstance(value, str) else repr(value))[:2 * limit])
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

@@ -29,7 +29,7 @@ import operator
 
 import numpy as np
 
-from nbrnn.adapt import real_float
+from nbrnn.adapt import MAX_DEPTH, real_float
 from nbrnn.errors import ArgumentError, shown
 
 __all__ = ["minimax_kernel", "minimax_error", "MAX_ORDER", "DEFAULT_GRID"]
@@ -104,8 +104,14 @@ def minimax_error(kernel, delta: float, bandwidth: float = 0.5, *, grid: int = D
         raise ArgumentError(
             f"Argument 'kernel' must be a non-empty 1-D array of finite numbers, not one of shape {taps.shape}"
         )
+    if taps.size > MAX_DEPTH:  # the longest kernel a plan takes (grid x taps complex values)
+        raise ArgumentError(f"Argument 'kernel' may have at most {MAX_DEPTH} taps, not {taps.size}")
     w = _grid(bandwidth, grid)
-    response = np.exp(-1j * np.outer(w, np.arange(taps.size))) @ taps
+    chunk = max(1, (1 << 22) // grid)  # taps per product: at most 4 Mi complex values (64 MiB) at once
+    response = np.exp(-1j * np.outer(w, np.arange(min(chunk, taps.size)))) @ taps[:chunk]
+    for start in range(chunk, taps.size, chunk):
+        part = taps[start:start + chunk]
+        response += np.exp(-1j * np.outer(w, np.arange(start, start + part.size))) @ part
     return float(np.max(np.abs(response - np.exp(-1j * delta * w))))
 
 

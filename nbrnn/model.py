@@ -41,6 +41,12 @@ def no_conditioning(cond) -> bool:
     return cond is None or (isinstance(cond, (Mapping, list, tuple)) and len(cond) == 0)
 
 
+def _listed(names, most: int = 8) -> str:
+    """Names from a model file for a one-line message: control characters escaped, each cut, at most ``most``."""
+    shown_names = [plain(name, 60) for name in names[:most]]
+    return ", ".join(shown_names) + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
 def check_audio(x, name: str = "x") -> np.ndarray:
     """Float audio of shape (n,) or (n, channels), every sample finite."""
     if isinstance(x, np.ma.MaskedArray):
@@ -143,12 +149,13 @@ class Model:
         return text
 
     def save(self, path, *, overwrite: bool = False) -> None:
-        """Save the model as ``.npz`` or ``.safetensors`` (nbrnn's container layout, float64 weights)."""
+        """Save the model as ``.npz`` or ``.safetensors`` (nbrnn's container layout, float64 weights), with its
+        warm-up, which :func:`load` restores."""
         from .formats.containers import export
 
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")
-        export(self.network, os.fsdecode(path), overwrite=check_flag(overwrite, "overwrite"))
+        export(self.network, os.fsdecode(path), overwrite=check_flag(overwrite, "overwrite"), warmup=self.warmup)
 
     # -- processing --------------------------------------------------------------------------------------------
     def plan(self, sample_rate: float, method: str = "lagrange", **options) -> Plan:
@@ -195,7 +202,7 @@ class Model:
         if not names:
             if not no_conditioning(cond):
                 raise ArgumentError(f"Argument 'cond' was given but the model has no conditioning inputs "
-                                    f"(its only input is {self.input_names[0]!r})")
+                                    f"(its only input is {shown(self.input_names[0])})")
             return inp
         values = self._cond_values(cond)
         for i, value in enumerate(values, start=1):
@@ -210,26 +217,27 @@ class Model:
         names = self.conditioning_names
         if cond is None:
             raise ArgumentError(
-                f"the model has {len(names)} conditioning input(s) ({', '.join(names)}); pass Argument 'cond', "
-                f"e.g. cond={{{names[0]!r}: 0.5}} or a list of {len(names)} value(s) in the model's range (often 0..1)")
+                f"the model has {len(names)} conditioning input(s) ({_listed(names)}); pass Argument 'cond', "
+                f"e.g. cond={{{shown(names[0])}: 0.5}} or a list of {len(names)} value(s) in the model's range "
+                f"(often 0..1)")
         if isinstance(cond, Mapping):
             values = [None] * len(names)
             keys = {}
             for key, value in cond.items():
                 index = self._cond_index(key)
                 if index in keys:
-                    raise ArgumentError(f"Argument 'cond' gives {names[index]!r} twice, as {shown(keys[index])} "
+                    raise ArgumentError(f"Argument 'cond' gives {shown(names[index])} twice, as {shown(keys[index])} "
                                         f"and as {shown(key)}; give each conditioning input one value")
                 keys[index] = key
                 values[index] = value
             missing = [names[i] for i, v in enumerate(values) if v is None]
             if missing:
                 raise ArgumentError(f"Argument 'cond' misses a value for {', '.join(missing)} "
-                                    f"(the model's conditioning inputs are {', '.join(names)})")
+                                    f"(the model's conditioning inputs are {_listed(names)})")
             return values
         if isinstance(cond, (set, frozenset)):
             raise ArgumentError(f"Argument 'cond' is a set, whose order is arbitrary: give a dict by name "
-                                f"({', '.join(names)}) or a list in that order")
+                                f"({_listed(names)}) or a list in that order")
         if np.isscalar(cond) or (isinstance(cond, np.ndarray) and (cond.ndim == 0 or (
                 cond.ndim >= 1 and len(names) == 1 and cond.size != 1))):
             cond = [cond]
@@ -240,7 +248,7 @@ class Model:
                                 f"{len(names)} value(s) or a number, not {type(cond).__name__}") from None
         if len(cond) != len(names):
             raise ArgumentError(f"Argument 'cond' has {len(cond)} value(s) but the model has {len(names)} "
-                                f"conditioning input(s): {', '.join(names)}")
+                                f"conditioning input(s): {_listed(names)}")
         return cond
 
     def _cond_index(self, key) -> int:
@@ -250,33 +258,33 @@ class Model:
             if key in names:
                 return names.index(key)
             if not (key.isascii() and key.isdigit()):  # '²' is a digit that int() refuses
-                raise ArgumentError(f"Argument 'cond' names {shown(key)}, which is not one of {', '.join(names)}")
+                raise ArgumentError(f"Argument 'cond' names {shown(key)}, which is not one of {_listed(names)}")
             index = int(key) if len(key) <= 18 else 0  # no 4300-digit int(): out of range either way
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool) and 1 <= index <= len(names):
             return int(index) - 1
-        raise ArgumentError(f"Argument 'cond' key {shown(key)} must be a name ({', '.join(names)}) "
+        raise ArgumentError(f"Argument 'cond' key {shown(key)} must be a name ({_listed(names)}) "
                             f"or an input index from 1 to {len(names)}")
 
     @staticmethod
     def _cond_column(value, name: str, n: int, channels: int) -> np.ndarray:
         if isinstance(value, np.ma.MaskedArray):
-            raise ArgumentError(f"conditioning value for {name!r} is a masked array; every sample is used, masked or "
-                                f"not: pass .filled(...) with the value the masked samples should have")
+            raise ArgumentError(f"conditioning value for {shown(name)} is a masked array; every sample is used, "
+                                f"masked or not: pass .filled(...) with the value the masked samples should have")
         arr, what = real_array(value)
         if arr is None:
-            raise ArgumentError(f"conditioning value for {name!r} must be a real number or an array of them, "
+            raise ArgumentError(f"conditioning value for {shown(name)} must be a real number or an array of them, "
                                 f"not {what}")
         if not np.all(np.isfinite(arr)):
-            raise ArgumentError(f"conditioning value for {name!r} holds NaN/Inf (or a number beyond float64's range): "
-                                f"{shown(value)}")
+            raise ArgumentError(f"conditioning value for {shown(name)} holds NaN/Inf (or a number beyond "
+                                f"float64's range): {shown(value)}")
         if arr.ndim == 0:
             return np.full((channels, n), float(arr))
         if arr.ndim == 1 and arr.shape[0] == n:
             return np.broadcast_to(arr, (channels, n))
         if arr.ndim == 2 and arr.shape == (n, channels):
             return arr.T
-        raise ArgumentError(f"conditioning signal for {name!r} must be a number, shape ({n},) or ({n}, {channels}) "
-                            f"to match the audio, not shape {arr.shape}")
+        raise ArgumentError(f"conditioning signal for {shown(name)} must be a number, shape ({n},) or "
+                            f"({n}, {channels}) to match the audio, not shape {arr.shape}")
 
     def reset(self) -> None:
         """Forget the running state: the next ``process`` starts from the model's initial state."""
@@ -408,7 +416,7 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
     network = read_network(path, format=format, skip=skip, rnn_nonlinearity=rnn_nonlinearity)
     if trained_rate is not None:
         network = network.with_trained_rate(check_rate(trained_rate, "trained_rate"))
-    warmup = 0.0
+    warmup = float(network.metadata.get("warmup_seconds", 0.0))  # a model saved by Model.save
     if prewarm:
         if "prewarm_seconds" not in network.metadata:
             raise ArgumentError(f"Argument 'prewarm' applies to NAM files; '{plain(network.source)}' is "

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .adapt import KIND_ALLPASS, KIND_STN, Plan
-from .errors import ArgumentError
+from .errors import ArgumentError, UnstableError
 from .network import Dense, Network, Recurrent
 
 
@@ -46,8 +46,24 @@ def activation(name: str, v: np.ndarray) -> np.ndarray:
     raise ValueError(name)
 
 
+def _vector(value, size: int, name: str) -> np.ndarray:
+    """``value`` as a float64 vector of ``size`` real numbers, or an ArgumentError naming ``name``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nested lists
+        array = np.asarray(None)
+    if array.dtype.kind not in "fiu" or array.shape != (size,):
+        what = f"{array.dtype} array of shape {array.shape}" if array.dtype != object else type(value).__name__
+        raise ArgumentError(f"Argument '{name}' must be {size} real number(s), not a {what}")
+    return array.astype(np.float64)
+
+
 def cell(layer: Recurrent, x: np.ndarray, state: np.ndarray) -> np.ndarray:
     """One step of a recurrent cell: fed-back state (h, or h then c) → fresh state."""
+    if not isinstance(layer, Recurrent):
+        raise ArgumentError(f"Argument 'layer' must be an nbrnn Recurrent layer, not {type(layer).__name__}")
+    x = _vector(x, layer.input_size, "x")
+    state = _vector(state, layer.state_size, "state")
     hid = layer.hidden_size
     h = state[:hid]
     if layer.cell == "lstm":
@@ -72,7 +88,16 @@ def step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
 
     Returns the fresh states (one array per recurrent layer) and the network's output.
     """
-    x = _gained(network, x)
+    if not isinstance(network, Network):
+        raise ArgumentError(f"Argument 'network' must be an nbrnn Network (a Model's is model.network), "
+                            f"not {type(network).__name__}")
+    layers = network.recurrent_layers
+    if not isinstance(fed_back, (list, tuple)) or len(fed_back) != len(layers):
+        raise ArgumentError(f"Argument 'fed_back' must be a list of {len(layers)} state(s), one per recurrent "
+                            f"layer, not {type(fed_back).__name__}"
+                            + (f" of {len(fed_back)}" if isinstance(fed_back, (list, tuple)) else ""))
+    fed_back = [_vector(s, layer.state_size, f"fed_back[{i}]") for i, (s, layer) in enumerate(zip(fed_back, layers))]
+    x = _gained(network, _vector(x, network.input_size, "x"))
     v = x
     fresh = []
     r = 0
@@ -112,9 +137,13 @@ def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
         raise ArgumentError(f"Argument 'plan' is method '{plan.method}' ({plan.description}), which resamples the "
                             f"signal around the model; reference.run implements the delay-line methods and 'stn' only")
     try:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
     except (TypeError, ValueError):
-        raise ArgumentError(f"Argument 'x' must be an array of real numbers, not {type(x).__name__}") from None
+        x = np.asarray(None)
+    if x.dtype.kind not in "fiu":  # complex would lose its imaginary part; bool is no signal
+        what = f"{x.dtype} array" if x.dtype != object else "object"
+        raise ArgumentError(f"Argument 'x' must be an array of real numbers, not a {what}")
+    x = x.astype(np.float64)
     if x.ndim != 2 or x.shape[1] != network.input_size:
         raise ArgumentError(f"Argument 'x' must have shape (n, inputs = {network.input_size}), not {x.shape}")
     if not np.isfinite(x).all():
@@ -151,4 +180,8 @@ def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
             r += 1
         out[n] = v
         out[n, :network.skip] += x[n, :network.skip]
-    return out * network.output_gain
+    out *= network.output_gain
+    if not np.isfinite(out).all():  # as the engine reports it
+        raise UnstableError(f"reference.run: the output is not finite from sample "
+                            f"{int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])} on")
+    return out

@@ -68,12 +68,9 @@ def _split(network, flat):
 
 
 def _silence(model: Model, cond) -> np.ndarray:
-    """One step's input on silence: zero audio, the conditioning inputs at ``cond``."""
-    net = model.network
-    x = np.zeros(net.input_size)
-    if net.input_size > 1:
-        x[1:] = model.inputs(np.zeros(1), cond)[0, 0, 1:]
-    return x
+    """One step's input on silence: zero audio, the conditioning inputs at ``cond`` (checked as
+    :meth:`Model.inputs` checks it: an unconditioned model refuses values)."""
+    return model.inputs(np.zeros(1), cond)[0, 0].astype(np.float64)
 
 
 def _step(model: Model, x: np.ndarray, state: np.ndarray) -> np.ndarray:
@@ -84,6 +81,7 @@ def _step(model: Model, x: np.ndarray, state: np.ndarray) -> np.ndarray:
 def loop_gain(plan) -> float:
     """What the plan's delay line passes at DC: the sum of its FIR taps (1 up to rounding for every
     interpolator; any number for a ``fir`` kernel), 1 for the allpass and the state-trajectory rescale."""
+    _check_plan(plan)
     if plan.kind in (KIND_ALLPASS, KIND_STN):
         return 1.0
     return float(np.sum(plan.tap_weight))
@@ -137,11 +135,17 @@ def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> n
         plus[j] += eps
         minus[j] -= eps
         jac[:, j] = (_step(model, x, plus) - _step(model, x, minus)) / (2 * eps)
+    if not np.isfinite(jac).all():
+        raise ArgumentError(f"Argument 'state' is too far out for a step of the model (largest |value| "
+                            f"{np.max(np.abs(state)):.3g}): the differences are not finite")
     return jac
 
 
 def loop_size(state_size: int, plan) -> int:
     """Rows of the loop matrix of ``plan`` around a step with ``state_size`` state values."""
+    _check_plan(plan)
+    if isinstance(state_size, bool) or not isinstance(state_size, (int, np.integer)) or state_size < 0:
+        raise ArgumentError(f"Argument 'state_size' must be a non-negative integer, not {shown(state_size)}")
     if plan.kind == KIND_STN:
         return state_size
     if plan.kind == KIND_ALLPASS:
@@ -225,6 +229,9 @@ def spectral_radius(model: Model, sample_rate: float, method: str = "lagrange", 
     ------
     ArgumentError
         The loop matrix would have more than :data:`MAX_LOOP_SIZE` rows (state size times the plan's depth).
+    UnstableError
+        A ``fir`` kernel whose taps do not sum to 1 leaves the loop no fixed point near the plain model's
+        (:func:`loop_fixed_point`).
     """
     _check_model(model)
     plan = model.plan(sample_rate, method, **options)

@@ -11,7 +11,7 @@ import pytest
 from scipy import signal as sps
 
 from nbrnn import circuit
-from nbrnn.circuit import DIODE_CLIPPER, internal_oversample, simulate_diode_clipper
+from nbrnn.circuit import DIODE_CLIPPER, DiodeClipper, internal_oversample, simulate_diode_clipper
 from nbrnn.errors import ArgumentError, AudioError
 
 # Imported under another name so that pytest does not collect it as a test.
@@ -163,11 +163,11 @@ def test_bad_audio_is_rejected(x, error, match):
         ({"sample_rate": "48000"}, r"'sample_rate' must be a real number, not '48000'"),
         pytest.param({"sample_rate": 10 ** 400}, r"'sample_rate' must be finite, not 10{50,}\.\.\.$",
                      id="10**400"),  # was an OverflowError
-        ({"sample_rate": 500}, r"'sample_rate' must be >= 1000 Hz, not 500"),
+        ({"sample_rate": 500}, r"'sample_rate' must be from 1000 Hz to 1e\+08 Hz, not 500"),
         ({"sample_rate": 48000, "drive": -1.0}, r"'drive' must be > 0, not -1.0"),
-        ({"sample_rate": 48000, "oversample": 0}, r"'oversample' must be an integer >= 1, not 0"),
-        ({"sample_rate": 48000, "oversample": 2.5}, r"'oversample' must be an integer >= 1, not 2.5"),
-        ({"sample_rate": 48000, "oversample": True}, r"'oversample' must be an integer >= 1, not True"),
+        ({"sample_rate": 48000, "oversample": 0}, r"'oversample' must be an integer from 1 to 1024, not 0"),
+        ({"sample_rate": 48000, "oversample": 2.5}, r"'oversample' must be an integer from 1 to 1024, not 2.5"),
+        ({"sample_rate": 48000, "oversample": True}, r"'oversample' must be an integer from 1 to 1024, not True"),
     ],
 )
 def test_bad_arguments_are_rejected(kwargs, match):
@@ -269,3 +269,37 @@ def test_embedded_model_reproduces_the_circuit(embedded_model):
     # The recorded figure came from float32 PyTorch on the same input; float64
     # changes it only in the last digits, so a larger gap means other weights.
     assert error == pytest.approx(embedded_model["provenance"]["test_signal_esr"], rel=0.005, abs=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"resistance": -1.0}, r"'resistance' of DiodeClipper must be a finite number > 0, not -1.0"),
+    ({"saturation_current": -1.0}, r"'saturation_current' of DiodeClipper"),
+    ({"ideality_thermal_voltage": 0.0}, r"'ideality_thermal_voltage' of DiodeClipper .* not 0.0"),
+    ({"capacitance": "a"}, r"'capacitance' of DiodeClipper .* not 'a'"),
+    ({"drive": float("inf")}, r"'drive' of DiodeClipper"),
+])
+def test_component_values_are_checked(kwargs, match):
+    """Negative values gave silent zeros; 0 raised ZeroDivisionError inside the kernel; a string, TypeError."""
+    with pytest.raises(ArgumentError, match=match):
+        DiodeClipper(**kwargs)
+
+
+def test_inputs_the_simulation_cannot_take_are_refused_before_any_work():
+    with pytest.raises(ArgumentError, match=r"'circuit' must be a DiodeClipper, not NoneType"):
+        simulate_diode_clipper(np.zeros(4), 48000, circuit=None)
+    with pytest.raises(ArgumentError, match=r"products leave float64's range"):
+        simulate_diode_clipper(np.zeros(4), 48000, circuit=DiodeClipper(capacitance=1e-320))
+    with pytest.raises(AudioError, match=r"times the drive \(4 V\) leaves float64's range: sample 0"):
+        simulate_diode_clipper(np.full(4, 1e308), 48000)  # was silent zeros
+    with pytest.raises(AudioError, match="masked array"):
+        simulate_diode_clipper(np.ma.masked_array(np.zeros(4)), 48000)
+    for kwargs, match in (({"oversample": 10 ** 9}, "from 1 to 1024"), ({"oversample": 2 ** 70}, "from 1 to 1024")):
+        with pytest.raises(ArgumentError, match=match):
+            simulate_diode_clipper(np.zeros(4), 48000, **kwargs)
+    with pytest.raises(ArgumentError, match=r"oversampled 1024 times, is more than 2147483648 samples"):
+        simulate_diode_clipper(np.zeros(2 ** 22), 48000, oversample=1024)
+    with pytest.raises(ArgumentError, match=r"'seconds' gives 48000000000000 samples at 48000 Hz, more than"):
+        built_in_signal(48_000, seconds=1e9)
+    with pytest.raises(ArgumentError, match=r"'sample_rate' must be from 1000 Hz to 1e\+08 Hz, not 1e\+300"):
+        built_in_signal(1e300, seconds=1.0)
+    assert np.max(np.abs(built_in_signal(48_000, seconds=2.0))) <= 0.5  # the peak the docstring gives

@@ -119,3 +119,50 @@ def test_loader_options_and_keras_fields(tmp_path):
     x = np.array([0.5, -2.0, 3.0])
     np.testing.assert_allclose(nbrnn.load(raw).process(x, 44100), np.tanh(x) + np.tanh(-x), atol=1e-15)
     np.testing.assert_allclose(nbrnn.load(raw, rnn_nonlinearity="relu").process(x, 44100), np.abs(x), atol=1e-15)
+
+
+def _small_network(**kwargs):
+    rng = np.random.default_rng(3)
+    rec = nbrnn.Recurrent("gru", rng.uniform(-0.5, 0.5, (12, 1)), rng.uniform(-0.5, 0.5, (12, 4)),
+                          rng.uniform(-0.1, 0.1, 12), rng.uniform(-0.1, 0.1, 12))
+    return nbrnn.Network((rec, nbrnn.Dense(rng.uniform(-1, 1, (1, 4)), [0.0])), **kwargs)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_a_saved_model_keeps_its_warmup(tmp_path, suffix):
+    """save() wrote the network only: the reloaded model skipped the warm-up and computed something else."""
+    model = nbrnn.Model(_small_network(), warmup=0.25)
+    model.save(tmp_path / f"w{suffix}")
+    again = nbrnn.load(tmp_path / f"w{suffix}")
+    assert again.warmup == 0.25
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 2000)
+    np.testing.assert_array_equal(again.process(x, 48000), model.process(x, 48000))
+    assert nbrnn.load(tmp_path / f"w{suffix}", prewarm=False).warmup == 0.25  # prewarm is NAM's own 0.5 s
+
+
+@pytest.mark.parametrize("value", [61, -1.0, float("nan"), "abc"])
+def test_metadata_the_reader_would_refuse_is_not_written(tmp_path, value):
+    model = nbrnn.Model(_small_network(metadata={"prewarm_seconds": value}))
+    with pytest.raises(nbrnn.ArgumentError, match="prewarm_seconds must be a number from 0 to 60 seconds"):
+        model.save(tmp_path / "p.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_any_string_saves_as_safetensors(tmp_path):
+    """A lone surrogate has no UTF-8 form: the header's encoding raised UnicodeEncodeError."""
+    nbrnn.Model(_small_network(format="odd\ud800", input_names=("\ud800",))).save(tmp_path / "s.safetensors")
+    assert nbrnn.load(tmp_path / "s.safetensors").input_names == ("\ud800",)
+
+
+def test_the_model_file_is_protected_after_a_change_of_folder(tmp_path, monkeypatch):
+    """The source was kept as given, relative: from another folder 'a.npz' was another file, and save replaced
+    the model file it was loaded from."""
+    (tmp_path / "sub").mkdir()
+    nbrnn.Model(_small_network()).save(tmp_path / "sub" / "a.npz")
+    monkeypatch.chdir(tmp_path)
+    model = nbrnn.load("sub/a.npz")
+    monkeypatch.chdir(tmp_path / "sub")
+    before = (tmp_path / "sub" / "a.npz").read_bytes()
+    with pytest.raises(nbrnn.OutputError, match="is the model file"):
+        model.save("a.npz", overwrite=True)
+    assert (tmp_path / "sub" / "a.npz").read_bytes() == before

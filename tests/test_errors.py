@@ -257,7 +257,7 @@ def test_networks_are_bounded():
      "not numbered 0"),
     # '²'.isdigit() is true but int() refuses it: no layer index, a tensor the model does not use
     (lambda o: o["state_dict"].update({"rec.weight_ih_l\u00b2": [[0.0]]}), nbrnn.ModelFormatError,
-     r"1 tensor\(s\) an AGM model \(rec, lin\) does not use: 'rec.weight_ih_l\\xb2'"),
+     r"1 tensor\(s\) an AGM model \(rec, lin\) does not use: 'rec.weight_ih_l²'"),
     (lambda o: o["model_data"].update(sample_rate=10 ** 400), nbrnn.ModelFormatError, "sample rate > 0 Hz, not inf"),
 ])
 def test_agm_hostile_keys_and_values(tmp_path, mutate, error, match):
@@ -628,3 +628,16 @@ def test_a_json_model_with_a_byte_order_mark_loads(tmp_path):
 def test_a_device_is_not_read_as_a_model():
     with pytest.raises(nbrnn.ModelFormatError, match="'/dev/zero' is a device, not a file"):
         nbrnn.load("/dev/zero")  # it used to read 2 GiB before refusing
+
+
+def test_knob_names_from_a_file_are_shown_on_one_line():
+    """The names were joined raw into messages: a name holding a line break or a terminal escape broke the one-line
+    message; and every one of 1023 names was listed. Accented names are kept as they are."""
+    names = ("audio", "dr\u00efve \u2603", "evil\n\x1b[31m") + tuple(f"k{i}" for i in range(20))
+    knob = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[1.0] * len(names)], [0.0]),), input_names=names))
+    with pytest.raises(nbrnn.ArgumentError) as info:
+        knob.process(np.zeros(4), 44100, cond={"x": 1.0})
+    text = str(info.value)
+    assert "\n" not in text and "\x1b" not in text and "evil\\n\\x1b[31m" in text and "dr\u00efve \u2603" in text
+    assert "(22 in all)" in text and "k19" not in text
+    assert "dr\u00efve \u2603" in knob.info()

@@ -279,3 +279,15 @@ def test_error_rejects_bad_kernels(kernel):
 def test_argument_error_is_a_value_error():
     with pytest.raises(ValueError):
         minimax_kernel(0.1, 0)
+
+
+def test_the_error_of_a_long_kernel_takes_bounded_memory():
+    """A kernel of 10**7 taps built a 76 GiB matrix (MemoryError); the longest a plan takes is computed in parts."""
+    from nbrnn.adapt import MAX_DEPTH
+    from nbrnn.minimax import minimax_error
+
+    with pytest.raises(ArgumentError, match=f"'kernel' may have at most {MAX_DEPTH} taps, not 10000000"):
+        minimax_error(np.ones(10 ** 7), 0.1)
+    impulse = np.zeros(MAX_DEPTH)
+    impulse[3] = 1.0
+    assert minimax_error(impulse, 3.0, grid=64) < 1e-12  # a pure delay of 3 samples

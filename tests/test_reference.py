@@ -45,3 +45,27 @@ def test_resampling_plans_are_refused(rate, method, opts):
         reference.run(model.network, model.inputs(np.zeros(8))[0], plan)
     with pytest.raises(nbrnn.ArgumentError, match="Argument 'plan' must be an nbrnn Plan"):
         reference.run(model.network, model.inputs(np.zeros(8))[0], "lagrange")
+
+
+def test_the_reference_checks_what_it_is_given():
+    """step and cell are public: a wrong state list gave IndexError, a wrong size numpy's matmul error; run took
+    complex input (dropping the imaginary part) and returned inf where the engine raises UnstableError."""
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    net, layer = model.network, model.network.layers[0]
+    state = np.zeros(layer.state_size)
+    for call, match in ((lambda: reference.step(net, [0.0], []), r"'fed_back' must be a list of 1 state\(s\)"),
+                        (lambda: reference.step(net, [0.0], [np.zeros(3)]), r"'fed_back\[0\]' must be 16 real"),
+                        (lambda: reference.step(net, [0.0, 1.0], [state]), r"'x' must be 1 real number"),
+                        (lambda: reference.step(None, [0.0], [state]), "'network' must be an nbrnn Network"),
+                        (lambda: reference.cell(net, [0.0], state), "'layer' must be an nbrnn Recurrent"),
+                        (lambda: reference.cell(layer, [0.0], state[:3]), r"'state' must be 16 real"),
+                        (lambda: reference.run(net, np.zeros((4, 1), complex), model.plan(48000)), "complex128"),
+                        (lambda: reference.run(net, np.zeros((4, 1), bool), model.plan(48000)), "bool")):
+        with pytest.raises(nbrnn.ArgumentError, match=match):
+            call()
+    fresh, out = reference.step(net, [0.25], [state])
+    np.testing.assert_array_equal(out, reference.run(net, [[0.25]], model.plan(44100, "naive"))[0])
+    loud = nbrnn.Network(net.layers, skip=1, input_gain=1e6)
+    with pytest.raises(nbrnn.UnstableError, match="not finite from sample 0"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            reference.run(loud, np.full((3, 1), 1e305), model.plan(44100, "naive"))

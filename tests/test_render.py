@@ -490,7 +490,7 @@ def test_cli_errors_name_the_cli_arguments(tmp_path):
     res = _cli("render", tmp_path / "in.wav", tmp_path / "out.wav", "--model", model, "--block-size", "0")
     assert res.returncode == 1 and "(--block-size) must be an integer from 1" in res.stderr, res.stderr
     res = _cli("export", model, tmp_path / "half.json")
-    assert res.returncode == 1 and "'path' (OUT of nbrnn export) must end in .npz" in res.stderr, res.stderr
+    assert res.returncode == 1 and "'OUT' must end in .npz" in res.stderr, res.stderr
     assert _leftovers(tmp_path) == ["half.npz"]
 
 

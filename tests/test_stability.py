@@ -114,3 +114,23 @@ def test_loop_matrix_checks_its_arguments(jac, plan, match):
 def test_loop_matrix_takes_a_nested_list():
     eig = np.abs(np.linalg.eigvals(stability.loop_matrix([[0.5]], nbrnn.make_plan(1, 3, "integer"))))
     np.testing.assert_allclose(eig, 0.5 ** (1 / 3), rtol=1e-12)
+
+
+def test_the_public_helpers_check_their_arguments():
+    """loop_gain(None) and loop_size(16, None) raised AttributeError; loop_size('a', plan) returned 'aaaa'; a
+    jacobian ignored cond on a model without knobs, and returned NaN columns far out."""
+    model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
+    plan = model.plan(48000)
+    for call in (lambda: stability.loop_gain(None), lambda: stability.loop_size(16, None)):
+        with pytest.raises(nbrnn.ArgumentError, match="'plan' must be a Plan"):
+            call()
+    for size in ("a", -1, 2.5, True):
+        with pytest.raises(nbrnn.ArgumentError, match="'state_size' must be a non-negative integer"):
+            stability.loop_size(size, plan)
+    assert stability.loop_size(16, plan) == 16 * int(plan.depth)
+    state = stability.fixed_point(model)
+    with pytest.raises(nbrnn.ArgumentError, match="no conditioning inputs"):
+        stability.jacobian(model, state, cond=[1.0])
+    embedded = nbrnn.load_default()
+    with pytest.raises(nbrnn.ArgumentError, match="'state' is too far out"), np.errstate(all="ignore"):
+        stability.jacobian(embedded, np.full(stability.fixed_point(embedded).size, 1e308))

@@ -6,6 +6,7 @@ file name; when nothing fits, the error says what each candidate rejected.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from ..adapt import is_choice
@@ -47,7 +48,9 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
             raise ArgumentError(f"Argument 'rnn_nonlinearity' is {rnn_nonlinearity!r}, but '{source}' records its "
                                 f"RNN layers as {', '.join(sorted(recorded))} ({network.format}); the argument is "
                                 f"for files that do not record it")
-    return _with_skip(network, skip)
+    # the file's path from the root (what Model.save, export and render refuse to overwrite, whatever the current
+    # folder is then), not normalised: 'link/..' is the link target's parent, as the system reads it
+    return dataclasses.replace(_with_skip(network, skip), source=os.path.join(os.getcwd(), source))
 
 
 def _read(source: str, format: str | None, rnn_nonlinearity: str | None) -> Network:
@@ -90,8 +93,6 @@ def _with_skip(net: Network, skip: int | None) -> Network:
     """``net`` with the caller's ``skip`` in place of the file's (None: the file's)."""
     if skip is None:
         return net
-    import dataclasses
-
     most = min(net.input_size, net.output_size)
     if skip > most:
         raise ArgumentError(f"Argument 'skip' must be from 0 to {most} for '{plain(net.source)}' ({net.input_size} "

@@ -28,7 +28,7 @@ import numpy as np
 
 from .._atomic import atomic_output, check_destination
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError
-from ..network import MAX_GAIN, MAX_PARAMETERS, MIN_GAIN, Dense, Network, Recurrent
+from ..network import MAX_GAIN, MAX_PARAMETERS, MIN_GAIN, Dense, Network, Recurrent, is_real
 from ._common import MAX_ENTRIES, first_repeated, listed_names, plain, shown, tensor, zip_entries
 
 NPZ, SAFETENSORS = "npz", "safetensors"
@@ -221,8 +221,9 @@ def _from_nbrnn_layout(arrays, meta, source, fmt) -> Network:
         kwargs = dict(trained_rate=rate_value(meta["nbrnn.trained_rate"], "nbrnn.trained_rate", source),
                       rate_source=rate_src)
     extra = {}
-    if "nbrnn.prewarm_seconds" in meta:
-        extra["prewarm_seconds"] = _float_meta(meta, "nbrnn.prewarm_seconds", source, 0.0, 60.0, "seconds")
+    for key in ("prewarm_seconds", "warmup_seconds"):
+        if f"nbrnn.{key}" in meta:
+            extra[key] = _float_meta(meta, f"nbrnn.{key}", source, 0.0, 60.0, "seconds")
     for field in ("input_gain", "output_gain"):
         if f"nbrnn.{field}" in meta:
             kwargs[field] = _float_meta(meta, f"nbrnn.{field}", source, MIN_GAIN, MAX_GAIN, "(a linear gain)")
@@ -242,8 +243,8 @@ def _float_meta(meta, key, source, low, high, unit) -> float:
     return value
 
 
-def to_arrays(network: Network) -> tuple:
-    """The nbrnn layout of ``network``: (arrays, metadata)."""
+def to_arrays(network: Network, warmup: float = 0.0) -> tuple:
+    """The nbrnn layout of ``network`` (and of a model's ``warmup``, seconds): (arrays, metadata)."""
     arrays, specs = {}, []
     for i, layer in enumerate(network.layers):
         if isinstance(layer, Dense):
@@ -266,27 +267,31 @@ def to_arrays(network: Network) -> tuple:
         "nbrnn.input_names": json.dumps(list(network.input_names)),
         "nbrnn.source_format": network.format,
     }
-    if "prewarm_seconds" in network.metadata:
-        meta["nbrnn.prewarm_seconds"] = repr(float(network.metadata["prewarm_seconds"]))
+    seconds = {"prewarm_seconds": network.metadata.get("prewarm_seconds"), "warmup_seconds": warmup or None}
+    for key, value in seconds.items():
+        if value is None:
+            continue
+        if not is_real(value) or not 0 <= value <= 60:  # what the reader takes: a file it could not load back
+            raise ArgumentError(f"the model's {key} must be a number from 0 to 60 seconds, not {shown(value)}")
+        meta[f"nbrnn.{key}"] = repr(float(value))
     for field in ("input_gain", "output_gain"):
         if getattr(network, field) != 1.0:
             meta[f"nbrnn.{field}"] = repr(getattr(network, field))
     return arrays, meta
 
 
-def export(network: Network, path, *, overwrite: bool = False) -> None:
-    """Save ``network`` as ``.npz`` or ``.safetensors`` (by the suffix), atomically.
+def export(network: Network, path, *, overwrite: bool = False, warmup: float = 0.0, argument: str = "path") -> None:
+    """Save ``network`` (and a model's ``warmup``) as ``.npz`` or ``.safetensors`` (by the suffix), atomically.
 
     Weights are stored in float64, so a reloaded model computes exactly what the
-    original did.
+    original did.  ``argument``: the path's name in messages.
     """
     target = os.fspath(path)
     suffix = os.path.splitext(target)[1].lower()
     if suffix not in (".npz", ".safetensors"):
-        raise ArgumentError(f"Argument 'path' (OUT of nbrnn export) must end in .npz or .safetensors, "
-                            f"not {suffix or 'no suffix'!r}")
+        raise ArgumentError(f"Argument '{argument}' must end in .npz or .safetensors, not {suffix or 'no suffix'!r}")
     target = check_destination(target, [("model file", network.source)], overwrite)
-    arrays, meta = to_arrays(network)
+    arrays, meta = to_arrays(network, warmup)
     if suffix == ".safetensors":
         from .safetensors import write_safetensors
 
@@ -294,3 +299,5 @@ def export(network: Network, path, *, overwrite: bool = False) -> None:
         return
     with atomic_output(target, overwrite) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, __metadata__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())

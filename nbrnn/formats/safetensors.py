@@ -358,7 +358,8 @@ def write_safetensors(path, arrays, metadata=None, *, overwrite: bool = True) ->
         document["__metadata__"] = dict(sorted(meta.items()))
     for name in sorted(header):
         document[name] = header[name]
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # ASCII with \u escapes: valid UTF-8 whatever the strings hold (a lone surrogate has no UTF-8 form)
+    text = json.dumps(document, separators=(",", ":")).encode("ascii")
     text += b" " * (-len(text) % 8)
     with atomic_output(target, overwrite) as tmp, open(tmp, "wb") as fh:
         fh.write(len(text).to_bytes(8, "little"))
