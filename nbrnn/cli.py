@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", formatter_class=fmt, help="save a model as .npz or .safetensors",
                        description="Save any loaded model in nbrnn's container form (.npz or .safetensors), "
-                                   "with its layers, skip, inputs and trained rate in the metadata.")
+                                   "with its layers, skip, inputs, trained rate and warm-up in the metadata.")
     p.add_argument("model", metavar="MODEL", help="model file")
     p.add_argument("output", metavar="OUT", help="output path ending in .npz or .safetensors")
     p.add_argument("--trained-rate", type=float, default=None, help="override the trained rate (Hz)")

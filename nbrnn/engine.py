@@ -860,7 +860,7 @@ class Stream:
         if self._warmup_due and (inp.shape[1] or self.packed.n_inputs == 1):
             self._warm(inp)
         if self.plan.resample == "fft":  # held until finish: a copy, since the caller may refill its buffer
-            self._fft_pending.append(inp.copy() if inp is given else inp)
+            self._fft_pending.append(inp.copy() if np.may_share_memory(inp, given) else inp)
             return np.empty((self.channels, 0, self.packed.n_outputs), dtype=self.dtype)
         if self._pre is None:
             return self._run(inp)

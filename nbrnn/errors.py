@@ -47,6 +47,12 @@ def plain(value, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def names_text(names, most: int = 8) -> str:
+    """Names from a model file (its knobs) for a one-line message: each through :func:`plain`, at most ``most``."""
+    text = ", ".join(plain(name, 60) for name in names[:most])
+    return text + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
 def shown(value, limit: int = 60) -> str:
     """A value from a file as Python writes it (strings quoted), fit for a one-line message: ``repr`` already
     escapes control characters (escaping its text again, as :func:`plain` would, doubled every backslash)."""

@@ -10,7 +10,7 @@ import numpy as np
 from ._atomic import check_flag
 from .adapt import Plan, check_rate, is_choice, make_plan, real_float
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
-from .errors import ArgumentError, AudioError, plain, shown
+from .errors import ArgumentError, AudioError, names_text, plain, shown
 from .network import Network, beyond_range, is_real, range_text, real_array
 
 #: Options of :func:`nbrnn.adapt.make_plan` that ``process`` passes through.
@@ -39,12 +39,6 @@ def check_activations(value) -> str:
 def no_conditioning(cond) -> bool:
     """Whether ``cond`` gives no conditioning values: None, or an empty dict, list or tuple."""
     return cond is None or (isinstance(cond, (Mapping, list, tuple)) and len(cond) == 0)
-
-
-def _listed(names, most: int = 8) -> str:
-    """Names from a model file for a one-line message: control characters escaped, each cut, at most ``most``."""
-    shown_names = [plain(name, 60) for name in names[:most]]
-    return ", ".join(shown_names) + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
 def check_audio(x, name: str = "x") -> np.ndarray:
@@ -121,7 +115,8 @@ class Model:
 
     @property
     def warmup(self) -> float:
-        """Seconds of silence run after every reset (NAM's prewarm)."""
+        """Seconds of silence run after every reset: 0, NAM's prewarm (``load(..., prewarm=True)``), what
+        ``Model(network, warmup=...)`` was given, or what a file written by :meth:`save` stored."""
         return self._warmup
 
     @property
@@ -217,7 +212,7 @@ class Model:
         names = self.conditioning_names
         if cond is None:
             raise ArgumentError(
-                f"the model has {len(names)} conditioning input(s) ({_listed(names)}); pass Argument 'cond', "
+                f"the model has {len(names)} conditioning input(s) ({names_text(names)}); pass Argument 'cond', "
                 f"e.g. cond={{{shown(names[0])}: 0.5}} or a list of {len(names)} value(s) in the model's range "
                 f"(often 0..1)")
         if isinstance(cond, Mapping):
@@ -232,12 +227,12 @@ class Model:
                 values[index] = value
             missing = [names[i] for i, v in enumerate(values) if v is None]
             if missing:
-                raise ArgumentError(f"Argument 'cond' misses a value for {', '.join(missing)} "
-                                    f"(the model's conditioning inputs are {_listed(names)})")
+                raise ArgumentError(f"Argument 'cond' misses a value for {names_text(missing)} "
+                                    f"(the model's conditioning inputs are {names_text(names)})")
             return values
         if isinstance(cond, (set, frozenset)):
             raise ArgumentError(f"Argument 'cond' is a set, whose order is arbitrary: give a dict by name "
-                                f"({_listed(names)}) or a list in that order")
+                                f"({names_text(names)}) or a list in that order")
         if np.isscalar(cond) or (isinstance(cond, np.ndarray) and (cond.ndim == 0 or (
                 cond.ndim >= 1 and len(names) == 1 and cond.size != 1))):
             cond = [cond]
@@ -248,7 +243,7 @@ class Model:
                                 f"{len(names)} value(s) or a number, not {type(cond).__name__}") from None
         if len(cond) != len(names):
             raise ArgumentError(f"Argument 'cond' has {len(cond)} value(s) but the model has {len(names)} "
-                                f"conditioning input(s): {_listed(names)}")
+                                f"conditioning input(s): {names_text(names)}")
         return cond
 
     def _cond_index(self, key) -> int:
@@ -258,11 +253,11 @@ class Model:
             if key in names:
                 return names.index(key)
             if not (key.isascii() and key.isdigit()):  # '²' is a digit that int() refuses
-                raise ArgumentError(f"Argument 'cond' names {shown(key)}, which is not one of {_listed(names)}")
+                raise ArgumentError(f"Argument 'cond' names {shown(key)}, which is not one of {names_text(names)}")
             index = int(key) if len(key) <= 18 else 0  # no 4300-digit int(): out of range either way
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool) and 1 <= index <= len(names):
             return int(index) - 1
-        raise ArgumentError(f"Argument 'cond' key {shown(key)} must be a name ({_listed(names)}) "
+        raise ArgumentError(f"Argument 'cond' key {shown(key)} must be a name ({names_text(names)}) "
                             f"or an input index from 1 to {len(names)}")
 
     @staticmethod
@@ -319,7 +314,7 @@ class Model:
         warmup : float, optional
             Seconds of silence run through the model after the reset, before ``x``, with the knobs
             at their first sample's values (for an empty ``x``: before the next call's samples); it
-            settles the state; default: the model's own, 0 unless loaded with ``prewarm``.  Rounded
+            settles the state; default: the model's own (:attr:`warmup`).  Rounded
             to whole samples at the model's rate: less than half a sample is no warm-up.
         **options
             Method options: order, placement, kernel, bandwidth, output
@@ -394,7 +389,8 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
     format : str, optional
         Force a format (see ``nbrnn.formats.FORMAT_NAMES``).
     prewarm : bool
-        NAM only: process 0.5 s of silence after every reset, as the NAM runtime does.
+        NAM only: process 0.5 s of silence after every reset, as the NAM runtime does.  Without it the
+        model's warm-up is 0, or what :meth:`Model.save` stored with it.
     rnn_nonlinearity : {'tanh', 'relu'}, optional
         For plain ``nn.RNN`` layers in files that do not record it (PyTorch state_dicts and checkpoints,
         PyTorch-named ``.npz`` / ``.safetensors`` without that metadata); default tanh.  Giving another

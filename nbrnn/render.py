@@ -18,7 +18,7 @@ import numpy as np
 
 from ._atomic import atomic_output, check_destination, check_flag
 from .engine import check_dtype
-from .errors import ArgumentError, AudioError, NbrnnError, OutputError, shown
+from .errors import ArgumentError, AudioError, NbrnnError, OutputError, names_text, plain, shown
 from .model import Model, check_options, check_rate, no_conditioning
 from .network import beyond_range, range_text, real_array
 
@@ -370,10 +370,10 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
             if control.channels != len(names):
                 control.close()
                 raise AudioError(f"control file '{control_path}' has {control.channels} channel(s) but the model "
-                                 f"has {len(names)} conditioning input(s): {', '.join(names)}")
+                                 f"has {len(names)} conditioning input(s): {names_text(names)}")
         elif names and cond is None:
-            raise ArgumentError(f"the model has conditioning input(s) {', '.join(names)}: give values "
-                                f"(--cond {names[0]}=0.5) or a control file (--control)")
+            raise ArgumentError(f"the model has conditioning input(s) {names_text(names)}: give values "
+                                f"(--cond {plain(names[0], 60)}=0.5) or a control file (--control)")
         stream = model.stream(rate, channels=channels, method=method, dtype=dtype, activations=activations,
                               **options)
         consts = _constant_knobs(model, cond, dtype) if (names and control is None) else None

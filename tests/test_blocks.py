@@ -153,14 +153,24 @@ def test_time_varying_knobs_are_held_through_the_resampling_methods(method):
     assert np.max(np.abs(swapped - y)) > 1e-3  # the knob matters
 
 
+class _Buffer(np.ndarray):
+    """An ndarray subclass, as an audio library's buffer type may be."""
+
+
+@pytest.mark.parametrize("kind", ["ndarray", "subclass", "memmap"])
 @pytest.mark.parametrize("resampler", ["fft", "polyphase"])
-def test_a_stream_fed_one_refilled_buffer_equals_one_call(resampler):
+def test_a_stream_fed_one_refilled_buffer_equals_one_call(resampler, kind, tmp_path):
     """The fft resampler holds the blocks until finish(): it kept the caller's array, so a buffer refilled for
-    every block (as an audio callback does) left only the last block's samples."""
+    every block (as an audio callback does) left only the last block's samples; then it still kept a subclass's
+    or a memmap's memory, through the plain view np.ascontiguousarray makes of it."""
     model = nbrnn.load(GOLDEN / "agm_lstm_l1_i1_h8_skip1.json")
     x = np.random.default_rng(1).uniform(-0.5, 0.5, 4000)
     stream = model.stream(40000, method="resample", resampler=resampler)
     buffer, parts = np.empty((1, 1000, 1)), []
+    if kind == "subclass":
+        buffer = buffer.view(_Buffer)
+    elif kind == "memmap":
+        buffer = np.memmap(tmp_path / "buffer", dtype=np.float64, mode="w+", shape=(1, 1000, 1))
     for k in range(4):
         buffer[0, :, 0] = x[k * 1000:(k + 1) * 1000]
         parts.append(stream.feed(buffer))

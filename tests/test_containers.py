@@ -148,10 +148,14 @@ def test_metadata_the_reader_would_refuse_is_not_written(tmp_path, value):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_any_string_saves_as_safetensors(tmp_path):
-    """A lone surrogate has no UTF-8 form: the header's encoding raised UnicodeEncodeError."""
-    nbrnn.Model(_small_network(format="odd\ud800", input_names=("\ud800",))).save(tmp_path / "s.safetensors")
-    assert nbrnn.load(tmp_path / "s.safetensors").input_names == ("\ud800",)
+def test_a_name_safetensors_cannot_hold_is_refused_in_one_line(tmp_path):
+    """A lone surrogate has no UTF-8 form: the header's encoding raised UnicodeEncodeError. An .npz holds it."""
+    model = nbrnn.Model(_small_network(format="odd\ud800", input_names=("audio\ud800",)))
+    with pytest.raises(nbrnn.ArgumentError, match=r"cannot hold the lone surrogate '\\ud800' .*\(save as .npz\)"):
+        model.save(tmp_path / "s.safetensors")
+    assert list(tmp_path.iterdir()) == []
+    model.save(tmp_path / "s.npz")
+    assert nbrnn.load(tmp_path / "s.npz").input_names == ("audio\ud800",)
 
 
 def test_the_model_file_is_protected_after_a_change_of_folder(tmp_path, monkeypatch):

@@ -334,7 +334,8 @@ def test_stream_feed_checks_its_block(model):
     assert stream.feed(good).shape == (2, 16, 1)
     for block, error in ((np.zeros((16, 2)), nbrnn.ArgumentError), (good.astype(np.float32), nbrnn.ArgumentError),
                          (good[:1], nbrnn.ArgumentError), ([[0.0]], nbrnn.ArgumentError), (None, nbrnn.ArgumentError),
-                         (np.full((2, 4, 1), np.nan), nbrnn.AudioError), (np.ma.masked_array(good), nbrnn.ArgumentError)):
+                         (np.full((2, 4, 1), np.nan), nbrnn.AudioError),
+                         (np.ma.masked_array(good), nbrnn.ArgumentError)):
         with pytest.raises(error, match="Stream.feed"):
             stream.feed(block)
     bad = good.copy()
@@ -641,3 +642,20 @@ def test_knob_names_from_a_file_are_shown_on_one_line():
     assert "\n" not in text and "\x1b" not in text and "evil\\n\\x1b[31m" in text and "dr\u00efve \u2603" in text
     assert "(22 in all)" in text and "k19" not in text
     assert "dr\u00efve \u2603" in knob.info()
+    with pytest.raises(nbrnn.ArgumentError, match="misses a value for") as info:  # all but one missing
+        knob.process(np.zeros(4), 44100, cond={"k0": 1.0})
+    assert "\n" not in str(info.value) and "(21 in all)" in str(info.value) and "k19" not in str(info.value)
+
+
+def test_a_render_names_the_knobs_on_one_line(tmp_path):
+    import soundfile as sf
+
+    from nbrnn.render import render
+
+    names = ("audio", "evil\n\x1b[31m") + tuple(f"k{i}" for i in range(20))
+    knob = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[1.0] * len(names)], [0.0]),), input_names=names))
+    sf.write(tmp_path / "in.wav", np.zeros(100), 48000)
+    with pytest.raises(nbrnn.ArgumentError, match=r"conditioning input\(s\) evil\\n\\x1b\[31m, k0") as info:
+        render(tmp_path / "in.wav", tmp_path / "out.wav", knob, progress=False)
+    assert "\n" not in str(info.value) and "(21 in all)" in str(info.value)
+    assert "--cond evil\\n\\x1b[31m=0.5" in str(info.value)

@@ -400,6 +400,15 @@ def test_agm_skip_that_coreaudioml_broadcasts_is_refused(tmp_path):
     assert nbrnn.load(_json(tmp_path, obj)).network.output_size == 2
 
 
+def test_a_model_loads_by_its_full_path_from_a_folder_that_is_gone(tmp_path, monkeypatch):
+    """Keeping the source from the root asked for the current folder even for a full path: FileNotFoundError."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert nbrnn.load(AGM).network.source == str(AGM)
+
+
 @pytest.mark.parametrize("path", [AGM, TORCH_JSON])
 def test_a_caller_skip_the_model_cannot_take_names_the_argument(path):
     """It was a ModelShapeError about the network, as if the file were at fault."""

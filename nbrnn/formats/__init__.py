@@ -50,7 +50,8 @@ def read_network(path, *, format: str | None = None, skip: int | None = None,
                                 f"for files that do not record it")
     # the file's path from the root (what Model.save, export and render refuse to overwrite, whatever the current
     # folder is then), not normalised: 'link/..' is the link target's parent, as the system reads it
-    return dataclasses.replace(_with_skip(network, skip), source=os.path.join(os.getcwd(), source))
+    whole = source if os.path.isabs(source) else os.path.join(os.getcwd(), source)
+    return dataclasses.replace(_with_skip(network, skip), source=whole)
 
 
 def _read(source: str, format: str | None, rnn_nonlinearity: str | None) -> Network:

@@ -358,8 +358,11 @@ def write_safetensors(path, arrays, metadata=None, *, overwrite: bool = True) ->
         document["__metadata__"] = dict(sorted(meta.items()))
     for name in sorted(header):
         document[name] = header[name]
-    # ASCII with \u escapes: valid UTF-8 whatever the strings hold (a lone surrogate has no UTF-8 form)
-    text = json.dumps(document, separators=(",", ":")).encode("ascii")
+    try:
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 form, and JSON readers refuse its escape
+        raise ArgumentError(f"a safetensors header is UTF-8 JSON, which cannot hold the lone surrogate "
+                            f"{exc.object[exc.start:exc.end]!r} in a name or in the metadata (save as .npz)") from None
     text += b" " * (-len(text) % 8)
     with atomic_output(target, overwrite) as tmp, open(tmp, "wb") as fh:
         fh.write(len(text).to_bytes(8, "little"))
