@@ -109,7 +109,7 @@ def lagrange_weights(delta: float, order: int) -> np.ndarray:
     ``δ`` is the fractional position measured from the first tap; ``δ`` outside
     ``[0, order]`` extrapolates (used below the trained rate), at most ``MAX_RATIO`` taps away.
     """
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 0 <= order <= MAX_ORDER:
+    if not is_integer(order) or not 0 <= order <= MAX_ORDER:
         raise ArgumentError(f"Argument 'order' must be an integer from 0 to {MAX_ORDER}, not {shown(order)}")
     if not _is_number(delta) or not abs(real_float(delta)) <= MAX_RATIO:  # NaN too
         raise ArgumentError(f"Argument 'delta' must be a real number from {-MAX_RATIO:g} to {MAX_RATIO:g}, "
@@ -146,6 +146,11 @@ def is_real(value) -> bool:
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
 
 
+def is_integer(value) -> bool:
+    """Whether ``value`` is one integer (Python's or NumPy's; not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
 def _is_number(value) -> bool:
     """A real number or a ``Fraction`` (which the rate arguments take too)."""
     return is_real(value) or isinstance(value, Fraction)
@@ -171,7 +176,7 @@ def check_rate(value, name: str = "sample_rate") -> float:
 
 
 def _order(order, method: str, name: str = "order") -> int:
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
+    if not is_integer(order) or not 1 <= order <= MAX_ORDER:
         raise ArgumentError(
             f"Argument '{name}' of method '{method}' must be an integer from 1 to {MAX_ORDER}, not {shown(order)}")
     return int(order)
@@ -380,7 +385,7 @@ def make_plan(trained_rate: float, sample_rate: float, method: str = "lagrange",
                 raise ArgumentError(
                     f"R = sample_rate/trained_rate = {fs_run:g}/{fs:g} Hz = {ratio:.6g} would need oversampling by "
                     f"{factor}, more than 64: use method 'resample'")
-        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or not 1 <= factor <= 64:
+        if not is_integer(factor) or not 1 <= factor <= 64:
             raise ArgumentError(f"Argument 'factor' must be an integer from 1 to 64, not {shown(factor)}")
         factor = int(factor)
         inner_rate = _oversampled_rate(fs, fs_run, factor)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._atomic import check_flag
-from .adapt import Plan, check_rate, is_choice, make_plan, real_float
+from .adapt import Plan, check_rate, is_choice, is_integer, make_plan, real_float
 from .engine import ACTIVATION_PATHS, Stream, check_dtype, pack
 from .errors import ArgumentError, AudioError, names_text, plain, shown
 from .network import Network, beyond_range, is_real, range_text, real_array
@@ -172,8 +172,7 @@ class Model:
         stream's dtype; see :meth:`inputs` to build them from audio and conditioning.
         """
         plan = self.plan(sample_rate, method, **options)
-        if (isinstance(channels, bool) or not isinstance(channels, (int, np.integer))
-                or not 1 <= channels <= MAX_CHANNELS):
+        if not is_integer(channels) or not 1 <= channels <= MAX_CHANNELS:
             raise ArgumentError(
                 f"Argument 'channels' must be an integer from 1 to {MAX_CHANNELS}, not {shown(channels)}")
         return Stream(self._packed_for(dtype), plan, int(channels), float(sample_rate), self.trained_rate,
@@ -255,7 +254,7 @@ class Model:
             if not (key.isascii() and key.isdigit()):  # '²' is a digit that int() refuses
                 raise ArgumentError(f"Argument 'cond' names {shown(key)}, which is not one of {names_text(names)}")
             index = int(key) if len(key) <= 18 else 0  # no 4300-digit int(): out of range either way
-        if isinstance(index, (int, np.integer)) and not isinstance(index, bool) and 1 <= index <= len(names):
+        if is_integer(index) and 1 <= index <= len(names):
             return int(index) - 1
         raise ArgumentError(f"Argument 'cond' key {shown(key)} must be a name ({names_text(names)}) "
                             f"or an input index from 1 to {len(names)}")
@@ -405,7 +404,7 @@ def load(path, *, trained_rate: float | None = None, skip: int | None = None, fo
     prewarm = check_flag(prewarm, "prewarm")
     if rnn_nonlinearity is not None and not is_choice(rnn_nonlinearity, ("tanh", "relu")):
         raise ArgumentError(f"Argument 'rnn_nonlinearity' must be 'tanh' or 'relu', not {shown(rnn_nonlinearity)}")
-    if skip is not None and (isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0):
+    if skip is not None and (not is_integer(skip) or skip < 0):
         raise ArgumentError(f"Argument 'skip' must be a non-negative integer, not {shown(skip)}")
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise ArgumentError(f"Argument 'path' must be a file path, not {type(path).__name__}")

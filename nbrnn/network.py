@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .adapt import check_rate, is_choice, is_real, real_float  # is_real: also imported from here
+from .adapt import check_rate, is_choice, is_integer, is_real, real_float  # is_real: also imported from here
 from .errors import ArgumentError, ModelShapeError, plain, shown
 
 #: Recurrent cell kinds and the number of gate blocks each stacks in its weights.
@@ -337,7 +337,7 @@ class Network:
         object.__setattr__(self, "layers", layers)
         check_size(len(layers), self.parameter_count, "network")
         n_in = layers[0].input_size
-        if not isinstance(self.skip, (int, np.integer)) or isinstance(self.skip, bool) or self.skip < 0:
+        if not is_integer(self.skip) or self.skip < 0:
             raise ModelShapeError(f"skip must be a non-negative integer, not {shown(self.skip)}")
         if self.skip > min(n_in, layers[-1].output_size):
             raise ModelShapeError(

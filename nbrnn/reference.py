@@ -62,8 +62,11 @@ def cell(layer: Recurrent, x: np.ndarray, state: np.ndarray) -> np.ndarray:
     """One step of a recurrent cell: fed-back state (h, or h then c) → fresh state."""
     if not isinstance(layer, Recurrent):
         raise ArgumentError(f"Argument 'layer' must be an nbrnn Recurrent layer, not {type(layer).__name__}")
-    x = _vector(x, layer.input_size, "x")
-    state = _vector(state, layer.state_size, "state")
+    return _cell(layer, _vector(x, layer.input_size, "x"), _vector(state, layer.state_size, "state"))
+
+
+def _cell(layer: Recurrent, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """:func:`cell` on arguments known to fit (the loops here, and :mod:`nbrnn.stability`'s, check them once)."""
     hid = layer.hidden_size
     h = state[:hid]
     if layer.cell == "lstm":
@@ -97,7 +100,12 @@ def step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
                             f"layer, not {type(fed_back).__name__}"
                             + (f" of {len(fed_back)}" if isinstance(fed_back, (list, tuple)) else ""))
     fed_back = [_vector(s, layer.state_size, f"fed_back[{i}]") for i, (s, layer) in enumerate(zip(fed_back, layers))]
-    x = _gained(network, _vector(x, network.input_size, "x"))
+    return _step(network, _vector(x, network.input_size, "x"), fed_back)
+
+
+def _step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
+    """:func:`step` on arguments known to fit."""
+    x = _gained(network, x)
     v = x
     fresh = []
     r = 0
@@ -105,7 +113,7 @@ def step(network: Network, x: np.ndarray, fed_back: list) -> tuple:
         if isinstance(layer, Dense):
             v = activation(layer.activation, layer.weight @ v + layer.bias)
         else:
-            s = cell(layer, v, fed_back[r])
+            s = _cell(layer, v, fed_back[r])
             fresh.append(s)
             v = s[:layer.hidden_size]
             r += 1
@@ -163,7 +171,7 @@ def run(network: Network, x: np.ndarray, plan: Plan) -> np.ndarray:
                 v = activation(layer.activation, layer.weight @ v + layer.bias)
                 continue
             fb = feedback[r]
-            s = cell(layer, v, fb)
+            s = _cell(layer, v, fb)
             if plan.kind == KIND_STN:
                 s = fb + plan.tap_weight[0] * (s - fb)
             history[r].insert(0, s)

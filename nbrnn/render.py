@@ -19,6 +19,7 @@ import numpy as np
 from ._atomic import atomic_output, check_destination, check_flag
 from .engine import check_dtype
 from .errors import ArgumentError, AudioError, NbrnnError, OutputError, names_text, plain, shown
+from .adapt import is_integer
 from .model import Model, check_options, check_rate, no_conditioning
 from .network import beyond_range, range_text, real_array
 
@@ -332,7 +333,7 @@ def render(input_path, output_path, model: Model, *, method: str = "lagrange", c
     if subtype is not None and not isinstance(subtype, str):
         raise ArgumentError(
             f"Argument 'subtype' must be a soundfile subtype name such as 'PCM_24', not {shown(subtype)}")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= 1 << 24:
+    if not is_integer(block_size) or not 1 <= block_size <= 1 << 24:
         raise ArgumentError(f"Argument 'block_size' (--block-size) must be an integer from 1 to {1 << 24}, "
                             f"not {shown(block_size)}")
     check_options(options)

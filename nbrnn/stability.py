@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import reference
-from .adapt import KIND_ALLPASS, KIND_STN, Plan
+from .adapt import KIND_ALLPASS, KIND_STN, Plan, is_integer
 from .errors import ArgumentError, UnstableError, shown
 from .model import Model
 from .network import is_real
@@ -75,7 +75,7 @@ def _silence(model: Model, cond) -> np.ndarray:
 
 def _step(model: Model, x: np.ndarray, state: np.ndarray) -> np.ndarray:
     net = model.network
-    return np.concatenate(reference.step(net, x, _split(net, state))[0])
+    return np.concatenate(reference._step(net, x, _split(net, state))[0])  # x and state checked by the callers
 
 
 def loop_gain(plan) -> float:
@@ -93,7 +93,7 @@ def loop_fixed_point(model: Model, plan, cond=None, seconds: float = 0.25) -> np
     within 1e-9), else the solution of s = F(g·s) (F: one step of the model from the fed-back state) that
     Newton's method reaches from the plain model's."""
     state = fixed_point(model, cond, seconds)
-    gain = loop_gain(_check_plan(plan))
+    gain = loop_gain(plan)
     if abs(gain - 1.0) <= 1e-9 or state.size == 0:
         return state
     x = _silence(model, cond)
@@ -144,7 +144,7 @@ def jacobian(model: Model, state: np.ndarray, cond=None, eps: float = 1e-6) -> n
 def loop_size(state_size: int, plan) -> int:
     """Rows of the loop matrix of ``plan`` around a step with ``state_size`` state values."""
     _check_plan(plan)
-    if isinstance(state_size, bool) or not isinstance(state_size, (int, np.integer)) or state_size < 0:
+    if not is_integer(state_size) or state_size < 0:
         raise ArgumentError(f"Argument 'state_size' must be a non-negative integer, not {shown(state_size)}")
     if plan.kind == KIND_STN:
         return state_size

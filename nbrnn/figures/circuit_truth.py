@@ -103,7 +103,7 @@ def write(rows, out, spec_name, trained_rate, seconds=SECONDS) -> list:
 
 def render(csv_path, png_path):
     """SNR against run rate, against the circuit (top) and against the model at its trained rate (bottom)."""
-    from .plotting import clip_marks, figure, method_colour, save_png, snr_axis_range
+    from .plotting import clip_marks, covered, figure, legend_label, method_colour, save_png, snr_axis_range
 
     comments, rows = read_csv(csv_path)
     labels = list(dict.fromkeys(r["method"] for r in rows))
@@ -115,9 +115,8 @@ def render(csv_path, png_path):
                                        f"against the model at its trained rate ({trained / 1000:g} kHz)")):
         floor, ceiling = snr_axis_range([float(r[column]) for r in rows if r[status] == "ok"])
         for label in labels:
-            # oversample above the trained rate is cubic Lagrange (factor 1): drawn where it differs only
-            mine = [r for r in rows if r["method"] == label and r[status] != "n/a" and not (
-                label == "oversample" and float(r["fs_hz"]) >= trained)]
+            mine = [r for r in rows if r["method"] == label and r[status] != "n/a"
+                    and not covered(label, float(r["fs_hz"]) / trained)]
             khz = np.array([float(r["fs_hz"]) / 1000 for r in mine])
             snr = np.array([float(r[column]) for r in mine])
             stable = np.array([r[status] != "diverged" for r in mine])
@@ -125,7 +124,7 @@ def render(csv_path, png_path):
             named = np.array([r["named"] == "1" for r in mine])
             colour = method_colour(label)
             shown = np.where(seen, np.minimum(snr, ceiling), np.nan)
-            ax.plot(khz, shown, "-", color=colour, lw=1.3, label=label + (" (R < 1)" if label == "oversample" else ""))
+            ax.plot(khz, shown, "-", color=colour, lw=1.3, label=legend_label(label))
             ax.plot(khz[seen & named], shown[seen & named], "o", color=colour, ms=3.5)
             clip_marks(ax, khz[stable], snr[stable], ceiling, colour)
             below = stable & ~seen

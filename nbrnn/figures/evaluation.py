@@ -36,6 +36,12 @@ COMPARE_AT = ("trained", "run", "lower")
 #: unadapted model far from its rate is) and 'n/a'.
 DIVERGED = "diverged"
 
+
+def status_counts(rows) -> dict:
+    """How many of ``rows`` (with a 'status') diverged, and how many stayed stable below 0 dB."""
+    return {"diverged": sum(r["status"] == DIVERGED for r in rows),
+            "negative": sum(r["status"] == "negative" for r in rows)}
+
 #: Methods that refuse R < 1 (no causal interpolation below the trained rate).
 NEEDS_R_AT_LEAST_1 = ("linear", "allpass")
 

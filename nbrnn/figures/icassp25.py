@@ -26,7 +26,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import sources
-from .evaluation import DIVERGED, Outcome, evaluate, method, plain_output, pooled, snr_db
+from .evaluation import Outcome, evaluate, method, plain_output, pooled, snr_db, status_counts
 from .tables import fmt, fmt_hz, read_csv, write_csv
 
 ORDERS = (1, 2, 3, 4, 5)
@@ -91,8 +91,7 @@ def summarise(rows) -> list:
         values = np.array([r["snr_db"] if not math.isnan(r["snr_db"]) else -math.inf for r in group])
         finite = np.sort(values)
         out.append({"direction": direction, "kernel": kernel, "order": order, "models": len(group),
-                    "diverged": sum(r["status"] == DIVERGED for r in group),
-                    "negative": sum(r["status"] == "negative" for r in group),
+                    **status_counts(group),
                     "mean": float(np.mean(values)), "median": float(np.median(values)),
                     "q25": float(np.percentile(finite, 25, method="lower")),
                     "q75": float(np.percentile(finite, 75, method="higher")),

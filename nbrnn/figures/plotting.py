@@ -73,6 +73,17 @@ def save_png(fig, path) -> Path:
     return atomic_write(Path(path), buf.getvalue())
 
 
+def covered(label: str, ratio: float) -> bool:
+    """Whether a point is left out of a plot: ``oversample`` at R >= 1 is cubic Lagrange (factor 1), whose curve
+    it would cover."""
+    return label == "oversample" and ratio >= 1.0
+
+
+def legend_label(label: str) -> str:
+    """A method's name in a legend (``oversample`` says where it is drawn: :func:`covered`)."""
+    return label + (" (R < 1)" if label == "oversample" else "")
+
+
 def method_colour(label: str) -> str:
     return METHOD_COLOURS.get(label, "#000000")
 

@@ -41,7 +41,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import sources
-from .evaluation import DIVERGED, evaluate, method, plain_output, snr_db
+from .evaluation import evaluate, method, plain_output, snr_db, status_counts
 from .tables import fmt, fmt_hz, read_csv, write_csv
 
 METHODS = (
@@ -186,8 +186,7 @@ def summarise(rows) -> list:
         applicable = [r for r in group if r["status"] != "n/a"]
         values = sorted(r["snr_db"] if not math.isnan(r["snr_db"]) else -math.inf for r in applicable)
         out.append({"ratio": ratio, "fs_hz": group[0]["fs_hz"], "method": label, "models": len(group),
-                    "diverged": sum(r["status"] == DIVERGED for r in group),
-                    "negative": sum(r["status"] == "negative" for r in group),
+                    **status_counts(group),
                     "na": len(group) - len(applicable),
                     "median": quantile(values, 0.5), "q25": quantile(values, 0.25), "q75": quantile(values, 0.75),
                     "min": values[0] if values else math.nan, "max": values[-1] if values else math.nan})
@@ -231,7 +230,7 @@ def write(rows, out, tag, *, dtype="float32", activations="fast") -> list:
 def render(summary_csv, png_path, tag):
     """SNR median (line) and IQR (band) against R per method; below, the count of diverged models.
     ``oversample`` is drawn below R = 1 only (above, it is cubic Lagrange, whose curve it would cover)."""
-    from .plotting import clip_marks, figure, method_colour, save_png, snr_axis_range
+    from .plotting import clip_marks, covered, figure, legend_label, method_colour, save_png, snr_axis_range
 
     comments, rows = read_csv(summary_csv)
     labels = list(dict.fromkeys(r["method"] for r in rows))
@@ -240,13 +239,12 @@ def render(summary_csv, png_path, tag):
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     floor, ceiling = snr_axis_range([float(r["median_db"]) for r in rows])
     for index, label in enumerate(labels):
-        mine = [r for r in rows if r["method"] == label and int(r["na"]) < int(r["models"]) and not (
-            label == "oversample" and float(r["ratio"]) >= 1.0)]
+        mine = [r for r in rows if r["method"] == label and int(r["na"]) < int(r["models"])
+                and not covered(label, float(r["ratio"]))]
         ratio = np.array([float(r["ratio"]) for r in mine])
         median = np.array([float(r["median_db"]) for r in mine])
         colour = method_colour(label)
-        top.plot(ratio, np.clip(median, floor - 1, ceiling), "-", color=colour, lw=1.4,
-                 label=label + (" (R < 1)" if label == "oversample" else ""))
+        top.plot(ratio, np.clip(median, floor - 1, ceiling), "-", color=colour, lw=1.4, label=legend_label(label))
         clip_marks(top, ratio, median, ceiling, colour)
         if n_models > 1:
             lo = np.clip([float(r["q25_db"]) for r in mine], floor - 1, ceiling)

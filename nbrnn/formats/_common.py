@@ -9,7 +9,7 @@ import stat
 
 import numpy as np
 
-from ..adapt import MAX_RATE, MIN_RATE, real_float
+from ..adapt import MAX_RATE, MIN_RATE, is_integer, real_float
 from ..errors import ArgumentError, ModelFormatError, ModelShapeError, plain, shown
 
 #: Largest model file any loader reads (a guard against unbounded memory on hostile input).
@@ -160,7 +160,7 @@ def expect_shape(arr: np.ndarray, shape: tuple, name: str, source: str, why: str
 
 
 def positive_int(value, name: str, source: str, limit: int = 1 << 16) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_integer(value):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
