@@ -484,7 +484,7 @@ def _constant_knobs(model: Model, cond, dtype) -> np.ndarray:
     for name, value in zip(model.conditioning_names, values):
         arr, _ = real_array(value)
         if arr is None or arr.ndim != 0 or not np.isfinite(arr):
-            raise ArgumentError(f"conditioning value for {name!r} must be one finite real number when rendering "
+            raise ArgumentError(f"conditioning value for {shown(name)} must be one finite real number when rendering "
                                 f"(use a control file for signals), not {shown(value)}")
     knobs = np.array(values, dtype=np.float64)
     dt = np.dtype(dtype)

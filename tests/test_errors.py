@@ -659,3 +659,15 @@ def test_a_render_names_the_knobs_on_one_line(tmp_path):
         render(tmp_path / "in.wav", tmp_path / "out.wav", knob, progress=False)
     assert "\n" not in str(info.value) and "(21 in all)" in str(info.value)
     assert "--cond evil\\n\\x1b[31m=0.5" in str(info.value)
+
+
+def test_a_render_cuts_a_long_knob_name_in_its_value_message(tmp_path):
+    import soundfile as sf
+
+    from nbrnn.render import render
+
+    knob = nbrnn.Model(nbrnn.Network((nbrnn.Dense([[1.0, 1.0]], [0.0]),), input_names=("audio", "k" * 100000)))
+    sf.write(tmp_path / "in.wav", np.zeros(100), 48000)
+    with pytest.raises(nbrnn.ArgumentError, match="must be one finite real number when rendering") as info:
+        render(tmp_path / "in.wav", tmp_path / "out.wav", knob, cond=[np.zeros(100)], progress=False)
+    assert len(str(info.value)) < 300
